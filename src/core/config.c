@@ -1,0 +1,305 @@
+/* config.c — the settings table: name, type, place, default and why.
+ *
+ * Adding a setting is one field in rp_config and one row here. The table is
+ * scanned linearly (about 50 rows): it is only used at start-up.
+ */
+#include "core/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { T_STR, T_U32, T_U64, T_F64, T_DUR } cfg_type;
+
+typedef struct {
+    const char *name;
+    cfg_type type;
+    size_t off;
+    size_t size; /* for strings: buffer size */
+    const char *def;
+    double min, max; /* numeric range */
+} cfg_row;
+
+#define S(f) offsetof(rp_config, f), sizeof(((rp_config *)0)->f)
+#define N(f) offsetof(rp_config, f), 0
+
+static const cfg_row cfg_table[] = {
+    /* Under the working tree, so the first command needs no root paths. */
+    {"data", T_STR, S(data_dir), "./rapport-data", 0, 0},
+    /* 64 MiB to start: a demo store fits; the map grows by doubling. */
+    {"map_initial", T_U64, N(map_initial), "67108864", 1 << 20, 1e15},
+    /* 64 GiB: address space only (LMDB maps lazily); caps a runaway disk. */
+    {"map_max", T_U64, N(map_max), "68719476736", 1 << 20, 1e15},
+    /* sync: "acknowledged" must mean "on disk" unless an operator says so. */
+    {"durability", T_DUR, N(durability), "sync", 0, 0},
+    /* The design promises async writes reach disk at least every second. */
+    {"async_flush_ms", T_U32, N(async_flush_ms), "1000", 10, 1000},
+    /* 1,000 events covers years of contacts; older ones rarely matter. */
+    {"retention_max_events", T_U32, N(retention_max_events), "1000", 1, 1000000},
+    /* Two years: long enough for tenure and habit, short enough for privacy. */
+    {"retention_max_age_days", T_U32, N(retention_max_age_days), "730", 1, 36500},
+    /* Bounded queue: past 10,000 waiting writes clients get UNAVAILABLE. */
+    {"writer_queue_max", T_U32, N(writer_queue_max), "10000", 1, 10000000},
+    /* One commit carries at most 1,000 writes, to keep commit latency flat. */
+    {"writer_batch_max", T_U32, N(writer_batch_max), "1000", 1, 1000000},
+    /* Most deployments start in North America; set per site. */
+    {"default_country", T_STR, S(default_country), "US", 0, 0},
+    /* The language agents speak unless a cue says otherwise. */
+    {"default_language", T_STR, S(default_language), "en", 0, 0},
+
+    /* Loopback by default: rapport holds personal data. */
+    {"listen", T_STR, S(listen), "127.0.0.1:7070", 0, 0},
+    {"http", T_STR, S(http), "127.0.0.1:8080", 0, 0},
+    /* One event loop per core on the 2-core reference machine. */
+    {"threads", T_U32, N(threads), "2", 1, 256},
+    /* 4,096: far above a contact center's CRM/IVR pool, below fd limits. */
+    {"max_connections", T_U32, N(max_connections), "4096", 1, 1000000},
+    /* 5 minutes: CRM pools keep connections open between calls. */
+    {"idle_timeout_ms", T_U32, N(idle_timeout_ms), "300000", 100, 86400000},
+    /* 10 s to finish a started request: slower is a slowloris, not a CRM. */
+    {"slow_timeout_ms", T_U32, N(slow_timeout_ms), "10000", 10, 3600000},
+    /* 4 MiB: an import batch fits; a single card request is ~100 bytes. */
+    {"max_request_bytes", T_U32, N(max_request_bytes), "4194304", 1024, 1 << 30},
+    /* 16 MiB of unread replies: a client that does not read is dropped. */
+    {"max_output_bytes", T_U32, N(max_output_bytes), "16777216", 4096, 1 << 30},
+    /* Our records nest 3 deep; 16 leaves room and stops nesting bombs. */
+    {"max_depth", T_U32, N(max_depth), "16", 2, 1024},
+    /* 10,000 items per array/map: an import batch, never millions. */
+    {"max_container", T_U32, N(max_container), "10000", 16, 10000000},
+    /* 64 KiB per string: summaries are short; nothing needs more. */
+    {"max_string", T_U32, N(max_string), "65536", 256, 1 << 30},
+    /* Empty: audit lines go to stderr with the other logs. */
+    {"audit_log", T_STR, S(audit_log), "", 0, 0},
+
+    /* The design's default: the last 5 events on the card. */
+    {"card_recent_events", T_U32, N(card_recent_events), "5", 0, 100},
+    /* The card reads at most 200 events: bounded cost per screen-pop. */
+    {"card_max_events", T_U32, N(card_max_events), "200", 1, 100000},
+    {"card_max_reasons", T_U32, N(card_max_reasons), "5", 1, 50},
+    /* Signal weights, strongest first as in the design. */
+    {"weight_broken_promise", T_F64, N(w_broken_promise), "1.0", 0, 100},
+    {"weight_unresolved_contact", T_F64, N(w_unresolved_contact), "0.8", 0, 100},
+    {"weight_issue_changed", T_F64, N(w_issue_changed), "0.6", 0, 100},
+    {"weight_call_driver", T_F64, N(w_call_driver), "0.5", 0, 100},
+    {"weight_open_issue", T_F64, N(w_open_issue), "0.3", 0, 100},
+    {"weight_habitual", T_F64, N(w_habitual), "0.1", 0, 100},
+    /* Half-lives in hours: a promise stays urgent for days, a page view not. */
+    {"halflife_broken_promise_h", T_F64, N(hl_broken_promise_h), "168", 0.01, 1e6},
+    {"halflife_unresolved_contact_h", T_F64, N(hl_unresolved_contact_h), "72", 0.01, 1e6},
+    {"halflife_issue_changed_h", T_F64, N(hl_issue_changed_h), "48", 0.01, 1e6},
+    {"halflife_call_driver_h", T_F64, N(hl_call_driver_h), "48", 0.01, 1e6},
+    {"halflife_open_issue_h", T_F64, N(hl_open_issue_h), "336", 0.01, 1e6},
+    {"halflife_habitual_h", T_F64, N(hl_habitual_h), "720", 0.01, 1e6},
+    /* Design: the last contact's sentiment <= -0.3 is negative. */
+    {"negative_sentiment", T_F64, N(negative_sentiment), "-0.3", -1, 1},
+    {"long_tenure_years", T_U32, N(long_tenure_years), "5", 1, 200},
+    /* Design: two or more contacts in the last 7 days is a repeat contact. */
+    {"repeat_contact_min", T_U32, N(repeat_contact_min), "2", 2, 1000},
+    {"repeat_contact_days", T_U32, N(repeat_contact_days), "7", 1, 365},
+    {"issue_changed_days", T_U32, N(issue_changed_days), "3", 1, 365},
+    /* Design: these kinds never drive a call; every other kind may. */
+    {"routine_kinds", T_STR, S(routine_kinds), "login,page_view,marketing,survey_sent", 0, 0},
+    {"vip_tiers", T_STR, S(vip_tiers), "platinum", 0, 0},
+};
+
+#undef S
+#undef N
+
+static const cfg_row *cfg_find(const char *key) {
+    for (size_t i = 0; i < sizeof cfg_table / sizeof cfg_table[0]; i++)
+        if (strcmp(cfg_table[i].name, key) == 0) return &cfg_table[i];
+    return NULL;
+}
+
+/* Parse `value` into the field of row r. Checks range; never writes past a
+ * string buffer. */
+static rp_err cfg_assign(rp_config *cfg, const cfg_row *r, const char *value, rp_errbuf *eb) {
+    char *field = (char *)cfg + r->off;
+    char *end = NULL;
+    switch (r->type) {
+    case T_STR:
+        if (strlen(value) >= r->size)
+            return rp_errf(eb, RP_BAD_REQUEST, "%s: value longer than %zu bytes", r->name, r->size - 1);
+        memcpy(field, value, strlen(value) + 1);
+        return RP_OK;
+    case T_DUR:
+        if (strcmp(value, "sync") == 0) *(rp_durability *)field = RP_DURABLE_SYNC;
+        else if (strcmp(value, "async") == 0) *(rp_durability *)field = RP_DURABLE_ASYNC;
+        else return rp_errf(eb, RP_BAD_REQUEST, "%s: expected sync or async, got '%s'", r->name, value);
+        return RP_OK;
+    case T_U32:
+    case T_U64: {
+        errno = 0;
+        if (*value == '-' || *value == '\0') goto bad_num;
+        unsigned long long v = strtoull(value, &end, 10);
+        if (errno || *end != '\0') goto bad_num;
+        if ((double)v < r->min || (double)v > r->max)
+            return rp_errf(eb, RP_BAD_REQUEST, "%s: %llu is outside %.0f..%.0f", r->name, v, r->min, r->max);
+        if (r->type == T_U32) *(uint32_t *)field = (uint32_t)v;
+        else *(uint64_t *)field = (uint64_t)v;
+        return RP_OK;
+    }
+    case T_F64: {
+        errno = 0;
+        double v = strtod(value, &end);
+        if (errno || *end != '\0' || end == value || !isfinite(v)) goto bad_num;
+        if (v < r->min || v > r->max)
+            return rp_errf(eb, RP_BAD_REQUEST, "%s: %g is outside %g..%g", r->name, v, r->min, r->max);
+        *(double *)field = v;
+        return RP_OK;
+    }
+    }
+    return rp_errf(eb, RP_INTERNAL, "%s: unknown setting type", r->name);
+bad_num:
+    return rp_errf(eb, RP_BAD_REQUEST, "%s: '%s' is not a valid number", r->name, value);
+}
+
+void rp_config_defaults(rp_config *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < sizeof cfg_table / sizeof cfg_table[0]; i++) {
+        rp_err rc = cfg_assign(cfg, &cfg_table[i], cfg_table[i].def, NULL);
+        (void)rc;
+    }
+}
+
+static rp_err cfg_add_token(rp_config *cfg, const char *value, rp_errbuf *eb) {
+    const char *colon = strchr(value, ':');
+    if (colon == NULL) return rp_errf(eb, RP_BAD_REQUEST, "token: expected ROLE:SECRET");
+    char role[16];
+    size_t rl = (size_t)(colon - value);
+    if (rl >= sizeof role) return rp_errf(eb, RP_BAD_REQUEST, "token: unknown role");
+    memcpy(role, value, rl);
+    role[rl] = '\0';
+    rp_role r = rp_role_parse(role);
+    if (r == RP_ROLE_NONE)
+        return rp_errf(eb, RP_BAD_REQUEST, "token: unknown role '%s' (route, agent, ingest, admin)", role);
+    const char *secret = colon + 1;
+    size_t sl = strlen(secret);
+    /* 16 bytes minimum: a guessable token is no protection. */
+    if (sl < 16 || sl >= sizeof cfg->tokens[0].secret)
+        return rp_errf(eb, RP_BAD_REQUEST, "token: secret must be 16..127 bytes");
+    if (cfg->ntokens >= RP_MAX_TOKENS)
+        return rp_errf(eb, RP_TOO_LARGE, "token: at most %d tokens", RP_MAX_TOKENS);
+    cfg->tokens[cfg->ntokens].role = r;
+    memcpy(cfg->tokens[cfg->ntokens].secret, secret, sl + 1);
+    cfg->ntokens++;
+    return RP_OK;
+}
+
+rp_err rp_config_set(rp_config *cfg, const char *key, const char *value, rp_errbuf *eb) {
+    if (strcmp(key, "token") == 0) return cfg_add_token(cfg, value, eb);
+    const cfg_row *r = cfg_find(key);
+    if (r == NULL) return rp_errf(eb, RP_BAD_REQUEST, "unknown setting '%s'", key);
+    return cfg_assign(cfg, r, value, eb);
+}
+
+static char *cfg_trim(char *s) {
+    while (isspace((unsigned char)*s)) s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1])) *--e = '\0';
+    return s;
+}
+
+rp_err rp_config_load_file(rp_config *cfg, const char *path, rp_errbuf *eb) {
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        int e = errno;
+        return rp_errf(eb, e == ENOENT ? RP_NOT_FOUND : rp_err_from_errno(e), "%s: %s", path, strerror(e));
+    }
+    char line[2048];
+    unsigned lineno = 0;
+    rp_err rc = RP_OK;
+    while (fgets(line, sizeof line, f) != NULL) {
+        lineno++;
+        if (strchr(line, '\n') == NULL && !feof(f)) {
+            rc = rp_errf(eb, RP_BAD_REQUEST, "%s:%u: line too long", path, lineno);
+            goto done;
+        }
+        char *hash = strchr(line, '#');
+        if (hash) *hash = '\0';
+        char *s = cfg_trim(line);
+        if (*s == '\0') continue;
+        char *eq = strchr(s, '=');
+        if (eq == NULL) {
+            rc = rp_errf(eb, RP_BAD_REQUEST, "%s:%u: expected key = value", path, lineno);
+            goto done;
+        }
+        *eq = '\0';
+        char *key = cfg_trim(s), *val = cfg_trim(eq + 1);
+        rp_errbuf sub = {0};
+        rc = rp_config_set(cfg, key, val, &sub);
+        if (rc != RP_OK) {
+            rp_errf(eb, rc, "%s:%u: %s", path, lineno, sub.msg);
+            goto done;
+        }
+    }
+    if (ferror(f)) rc = rp_errf(eb, RP_INTERNAL, "%s: read error", path);
+done:
+    fclose(f);
+    return rc;
+}
+
+rp_role rp_config_token_role(const rp_config *cfg, const char *secret, size_t len) {
+    rp_role found = RP_ROLE_NONE;
+    for (uint32_t i = 0; i < cfg->ntokens; i++) {
+        const char *t = cfg->tokens[i].secret;
+        size_t tl = strlen(t);
+        unsigned char diff = (unsigned char)(tl != len);
+        for (size_t j = 0; j < tl; j++) diff |= (unsigned char)(t[j] ^ (j < len ? secret[j] : 0));
+        if (diff == 0) found = cfg->tokens[i].role;
+    }
+    return found;
+}
+
+static const char *const rp_role_names[] = {"none", "route", "agent", "ingest", "admin"};
+
+const char *rp_role_name(rp_role r) {
+    if ((unsigned)r > RP_ROLE_ADMIN) return "none";
+    return rp_role_names[r];
+}
+
+rp_role rp_role_parse(const char *s) {
+    for (int i = RP_ROLE_ROUTE; i <= RP_ROLE_ADMIN; i++)
+        if (strcmp(s, rp_role_names[i]) == 0) return (rp_role)i;
+    return RP_ROLE_NONE;
+}
+
+int rp_config_list_has(const char *list, const char *word, size_t len) {
+    const char *p = list;
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        if (n == len && memcmp(p, word, len) == 0) return 1;
+        if (!comma) break;
+        p = comma + 1;
+    }
+    return 0;
+}
+
+void rp_config_dump(const rp_config *cfg, void (*emit)(const char *line, void *arg), void *arg) {
+    char line[RP_PATH_MAX + 64];
+    for (size_t i = 0; i < sizeof cfg_table / sizeof cfg_table[0]; i++) {
+        const cfg_row *r = &cfg_table[i];
+        const char *field = (const char *)cfg + r->off;
+        switch (r->type) {
+        case T_STR: snprintf(line, sizeof line, "%s = %s", r->name, field); break;
+        case T_DUR:
+            snprintf(line, sizeof line, "%s = %s", r->name,
+                     *(const rp_durability *)field == RP_DURABLE_ASYNC ? "async" : "sync");
+            break;
+        case T_U32: snprintf(line, sizeof line, "%s = %u", r->name, *(const uint32_t *)field); break;
+        case T_U64:
+            snprintf(line, sizeof line, "%s = %llu", r->name, (unsigned long long)*(const uint64_t *)field);
+            break;
+        case T_F64: snprintf(line, sizeof line, "%s = %g", r->name, *(const double *)field); break;
+        }
+        emit(line, arg);
+    }
+    for (uint32_t i = 0; i < cfg->ntokens; i++) {
+        snprintf(line, sizeof line, "token = %s:***", rp_role_name(cfg->tokens[i].role));
+        emit(line, arg);
+    }
+}

@@ -1,0 +1,122 @@
+/* config.h — every setting of rapport and its default, in one place.
+ *
+ * The settings live in one struct, rp_config. rp_config_defaults() fills it;
+ * rp_config_load_file() and rp_config_set() override single keys by name,
+ * using the table in config.c, which is also where every default is written
+ * down with the reason for it. The config file is plain `key = value` lines
+ * ('#' starts a comment); a key may appear in the file or as a flag
+ * (`--key value`) and means the same thing in both.
+ *
+ * Tokens are the one multi-valued setting: each `token = ROLE:SECRET` line
+ * adds one bearer token.
+ */
+#ifndef RP_CONFIG_H
+#define RP_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+
+#define RP_MAX_TOKENS 64
+#define RP_PATH_MAX 1024
+
+typedef enum rp_durability { RP_DURABLE_SYNC = 0, RP_DURABLE_ASYNC = 1 } rp_durability;
+
+typedef enum rp_role {
+    RP_ROLE_NONE = 0,
+    RP_ROLE_ROUTE = 1,
+    RP_ROLE_AGENT = 2,
+    RP_ROLE_INGEST = 3,
+    RP_ROLE_ADMIN = 4,
+} rp_role;
+
+typedef struct rp_token {
+    rp_role role;
+    char secret[128];
+} rp_token;
+
+typedef struct rp_config {
+    /* --- store --- */
+    char data_dir[RP_PATH_MAX];
+    uint64_t map_initial;      /* bytes */
+    uint64_t map_max;          /* bytes */
+    rp_durability durability;
+    uint32_t async_flush_ms;
+    uint32_t retention_max_events; /* per customer */
+    uint32_t retention_max_age_days;
+    uint32_t writer_queue_max;
+    uint32_t writer_batch_max;
+    char default_country[3];   /* ISO 3166-1 alpha-2, e.g. "US" */
+    char default_language[36]; /* BCP 47 */
+
+    /* --- server --- */
+    char listen[128];          /* MessagePack-RPC HOST:PORT */
+    char http[128];            /* HTTP HOST:PORT ("" = off) */
+    uint32_t threads;
+    uint32_t max_connections;
+    uint32_t idle_timeout_ms;
+    uint32_t slow_timeout_ms;
+    uint32_t max_request_bytes;
+    uint32_t max_output_bytes;
+    uint32_t max_depth;
+    uint32_t max_container;
+    uint32_t max_string;
+    char audit_log[RP_PATH_MAX]; /* "" = stderr off */
+    rp_token tokens[RP_MAX_TOKENS];
+    uint32_t ntokens;
+
+    /* --- context card --- */
+    uint32_t card_recent_events;
+    uint32_t card_max_events;
+    double w_broken_promise;
+    double w_unresolved_contact;
+    double w_issue_changed;
+    double w_call_driver;
+    double w_open_issue;
+    double w_habitual;
+    double hl_broken_promise_h;    /* half-lives, hours */
+    double hl_unresolved_contact_h;
+    double hl_issue_changed_h;
+    double hl_call_driver_h;
+    double hl_open_issue_h;
+    double hl_habitual_h;
+    double negative_sentiment;     /* threshold, <= */
+    uint32_t long_tenure_years;
+    uint32_t repeat_contact_min;   /* contacts in repeat window */
+    uint32_t repeat_contact_days;
+    uint32_t issue_changed_days;
+    uint32_t card_max_reasons;
+    char routine_kinds[256];       /* comma-separated event kinds that never drive calls */
+    char vip_tiers[128];           /* comma-separated tiers treated as VIP */
+} rp_config;
+
+/* Fill every setting with its default. Never fails. */
+void rp_config_defaults(rp_config *cfg);
+
+/* Set one setting by name from its text form.
+ *   key, value: NUL-terminated; key as in the table (e.g. "map_max").
+ * Returns RP_OK, or RP_BAD_REQUEST (unknown key / unparsable value / out of
+ * range) with a sentence in eb. */
+rp_err rp_config_set(rp_config *cfg, const char *key, const char *value, rp_errbuf *eb);
+
+/* Read a `key = value` file into cfg (over what is there already).
+ * Returns RP_OK, RP_NOT_FOUND (no such file), RP_BAD_REQUEST (a bad line:
+ * eb names the file and line), or an errno-mapped code. */
+rp_err rp_config_load_file(rp_config *cfg, const char *path, rp_errbuf *eb);
+
+/* Find the role of a presented token (constant-time compare per token).
+ * Returns RP_ROLE_NONE when no token matches. */
+rp_role rp_config_token_role(const rp_config *cfg, const char *secret, size_t len);
+
+/* Role name ("route", "agent", "ingest", "admin") <-> enum. */
+const char *rp_role_name(rp_role r);
+rp_role rp_role_parse(const char *s);
+
+/* Is `word` one of the comma-separated items of `list`? (case-sensitive) */
+int rp_config_list_has(const char *list, const char *word, size_t len);
+
+/* Write every setting as `key = value` lines (tokens shown as role:***). */
+void rp_config_dump(const rp_config *cfg, void (*emit)(const char *line, void *arg), void *arg);
+
+#endif

@@ -1,0 +1,77 @@
+/* codec.h — records to and from MessagePack (wire params and stored values).
+ *
+ * One codec serves both the wire and the disk: a record is a msgpack map
+ * keyed by the contract field names (proto/STORAGE.md has the tables and
+ * golden vectors). Stored events and issues leave out the fields their LMDB
+ * key already holds (customer_id, ts, seq / customer_id, issue_id).
+ *
+ * Decoding (rp_*_decode) takes a msgpack_object that the caller has already
+ * bounded (the network layer walks untrusted bytes before msgpack-c sees
+ * them; stored values were written by us but may be corrupted, so every type
+ * and length is still checked and a mismatch is RP_INTERNAL "corrupt record").
+ *
+ *   mode RP_DEC_WIRE:   untrusted input. Unknown fields are BAD_REQUEST (a
+ *                       typo must not be dropped silently); every value is
+ *                       validated; phones/emails are normalized into arena.
+ *                       Errors: RP_BAD_REQUEST, RP_TOO_LARGE.
+ *   mode RP_DEC_STORED: our own bytes. Unknown fields are skipped (forward
+ *                       compatibility); errors are RP_INTERNAL.
+ *
+ * Decoded slices point into the msgpack_object's memory (and arena): valid
+ * while those live. Nothing is allocated.
+ */
+#ifndef RP_CODEC_H
+#define RP_CODEC_H
+
+#include <msgpack.h>
+
+#include "core/error.h"
+#include "model/record.h"
+
+typedef enum rp_dec_mode { RP_DEC_WIRE = 0, RP_DEC_STORED = 1 } rp_dec_mode;
+
+/* Encoding variants. */
+#define RP_ENC_WIRE 0u   /* every field, for clients */
+#define RP_ENC_STORED 1u /* without the fields held by the record's key */
+
+/* Customer. On RP_DEC_WIRE, `id` is required; version/updated_at are
+ * accepted (an export round-trips) and the store decides what to keep.
+ * default_country: for phone normalization (may be NULL in STORED mode). */
+rp_err rp_customer_decode(const msgpack_object *o, rp_dec_mode mode, const char *default_country,
+                          rp_arena *arena, rp_customer *out, rp_errbuf *eb);
+void rp_customer_encode(msgpack_packer *pk, const rp_customer *c, unsigned enc);
+
+/* Apply a JSON-merge-patch-style map to c (RFC 7396 semantics): a field
+ * present replaces; nil clears it; `preferences` merges key by key (nil
+ * deletes a key); arrays replace whole. `id`, `version`, `updated_at` in the
+ * patch are BAD_REQUEST ("cannot patch id"). Phones/emails normalized into
+ * arena. Errors: RP_BAD_REQUEST, RP_TOO_LARGE. */
+rp_err rp_customer_patch(rp_customer *c, const msgpack_object *patch, const char *default_country,
+                         rp_arena *arena, rp_errbuf *eb);
+
+/* Event. RP_DEC_WIRE requires customer_id, ts, channel, kind; topic,
+ * summary, outcome (default none), sentiment, agent, issue_id optional.
+ * RP_DEC_STORED fills the fields in the value only; the caller sets
+ * customer_id, ts and seq from the key. */
+rp_err rp_event_decode(const msgpack_object *o, rp_dec_mode mode, rp_event *out, rp_errbuf *eb);
+void rp_event_encode(msgpack_packer *pk, const rp_event *e, unsigned enc);
+
+/* Issue. RP_DEC_WIRE requires customer_id, issue_id; status defaults to
+ * open, contacts to 0, times to 0 (the store fills opened_at/updated_at).
+ * RP_DEC_STORED: the caller sets customer_id and issue_id from the key. */
+rp_err rp_issue_decode(const msgpack_object *o, rp_dec_mode mode, rp_issue *out, rp_errbuf *eb);
+void rp_issue_encode(msgpack_packer *pk, const rp_issue *i, unsigned enc);
+
+/* Helpers for handlers decoding request params (maps with string keys). */
+/* Find key in map o; NULL when o is not a map or the key is absent. O(n). */
+const msgpack_object *rp_mp_get(const msgpack_object *o, const char *key);
+/* Read a string field. Returns RP_OK, RP_NOT_FOUND when absent (out
+ * untouched), RP_BAD_REQUEST when not a string. */
+rp_err rp_mp_str(const msgpack_object *o, const char *key, rp_str *out, rp_errbuf *eb);
+/* Read an integer field (positive or negative fixint/int). Same returns. */
+rp_err rp_mp_int(const msgpack_object *o, const char *key, int64_t *out, rp_errbuf *eb);
+/* Pack a slice as a msgpack str. */
+void rp_mp_pack_str(msgpack_packer *pk, rp_str s);
+void rp_mp_pack_cstr(msgpack_packer *pk, const char *s);
+
+#endif

@@ -1,0 +1,204 @@
+/* store.h — the customer store: LMDB environment, records, indexes.
+ *
+ * One LMDB environment holds named databases (layout in proto/STORAGE.md):
+ * customers, events, issues, phones, emails, accounts, aliases, alias_rev,
+ * evcount, meta. Every operation is one transaction: reads run in their own
+ * read transaction (MVCC, never waiting for writes); writes run through the
+ * group-committing writer (writer.h), so a write returns only after its
+ * commit.
+ *
+ * Read API: open a read transaction with rp_store_rbegin, call any number of
+ * rp_store_* readers on it, close it with rp_store_rend. Every slice a reader
+ * returns points into LMDB's map: valid until rp_store_rend.
+ *
+ * Write API: the rp_store_w* functions run inside a write transaction and
+ * must be called from a rp_write_fn (writer.h). rp_store_write() runs one
+ * write fn synchronously; rp_store_submit() enqueues one asynchronously
+ * (the server's path). The convenience wrappers rp_store_put_customer()...
+ * wrap the common single operations for the CLI and tests.
+ *
+ * Customer ids are resolved through aliases everywhere: after a merge the old
+ * id answers as the survivor.
+ */
+#ifndef RP_STORE_H
+#define RP_STORE_H
+
+#include <lmdb.h>
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/config.h"
+#include "core/error.h"
+#include "model/record.h"
+#include "store/writer.h"
+
+typedef struct rp_store rp_store;
+
+/* Which identity index a lookup uses. */
+typedef enum rp_ident_kind { RP_IDENT_PHONE = 0, RP_IDENT_EMAIL, RP_IDENT_ACCOUNT } rp_ident_kind;
+
+/* A position in a customer's history: events strictly older than (ts, seq).
+ * Text form "TS.SEQ" (e.g. "1732350000.0"). */
+typedef struct rp_cursor {
+    int64_t ts;
+    uint32_t seq;
+} rp_cursor;
+
+#define RP_LOOKUP_MAX 16 /* candidates returned for one key (household lines) */
+
+typedef struct rp_lookup {
+    rp_str ids[RP_LOOKUP_MAX]; /* canonical customer ids (aliases resolved) */
+    uint32_t n;                /* how many in ids */
+    bool truncated;            /* more than RP_LOOKUP_MAX candidates exist */
+    char key[RP_EMAIL_MAX + 1];/* the normalized key that was looked up */
+} rp_lookup;
+
+typedef struct rp_store_stats {
+    uint64_t customers, events, issues, aliases;
+    uint64_t phones, emails, accounts;
+    uint64_t map_size, map_used, map_max; /* bytes */
+    rp_writer_stats writer;
+} rp_store_stats;
+
+/* Options for customer writes. */
+typedef struct rp_put_opts {
+    bool has_expect;          /* check the stored version first */
+    uint64_t expect_version;  /* 0 = "must not exist yet" */
+    bool restore;             /* import: keep c->version/updated_at as given */
+    int64_t now;              /* unix seconds: updated_at, retention clock */
+} rp_put_opts;
+
+/* --- lifetime ------------------------------------------------------------ */
+
+/* Open (creating if needed) the store in cfg->data_dir with cfg's map,
+ * durability and writer settings, clear stale reader slots, and start the
+ * writer. cfg is copied. Returns RP_OK, RP_BAD_REQUEST (bad settings),
+ * RP_FORBIDDEN (permissions), RP_INTERNAL (corrupt/incompatible store), or
+ * an errno-mapped code. *out is set only on success. */
+rp_err rp_store_open(const rp_config *cfg, rp_store **out, rp_errbuf *eb);
+
+/* Open read-only (MDB_RDONLY env, no writer): for `rapport --data` readers,
+ * safe while rapportd has the same directory open. Writes return
+ * RP_FORBIDDEN. Returns like rp_store_open; RP_NOT_FOUND if no store. */
+rp_err rp_store_open_readonly(const rp_config *cfg, rp_store **out, rp_errbuf *eb);
+
+/* Stop the writer (finishing queued writes), flush and close. NULL is ok. */
+void rp_store_close(rp_store *s);
+
+const rp_config *rp_store_config(const rp_store *s);
+MDB_env *rp_store_env(rp_store *s);
+
+/* --- read transactions ---------------------------------------------------- */
+
+/* Begin a read transaction. Returns RP_OK, RP_UNAVAILABLE (reader table
+ * full) or RP_INTERNAL. Holds the map lock for reading until rp_store_rend. */
+rp_err rp_store_rbegin(rp_store *s, MDB_txn **txn, rp_errbuf *eb);
+void rp_store_rend(rp_store *s, MDB_txn *txn);
+
+/* --- readers (any transaction, read or write) ------------------------------ */
+
+/* Resolve id through aliases to the canonical id (slice valid until txn
+ * ends, or id itself). Returns RP_OK, or RP_NOT_FOUND when neither a
+ * customer nor an alias has that id. */
+rp_err rp_store_resolve(rp_store *s, MDB_txn *txn, rp_str id, rp_str *canonical, rp_errbuf *eb);
+
+/* Get a customer (alias-resolved): RP_OK, RP_NOT_FOUND, RP_BAD_REQUEST (bad
+ * id), RP_INTERNAL (corrupt record). */
+rp_err rp_store_get_customer(rp_store *s, MDB_txn *txn, rp_str id, rp_customer *out, rp_errbuf *eb);
+
+/* Look up customers by phone / email / account id. raw is normalized first
+ * (phones with the configured default country). No candidates is RP_OK
+ * with n == 0. Returns RP_BAD_REQUEST when raw cannot be normalized. */
+rp_err rp_store_lookup(rp_store *s, MDB_txn *txn, rp_ident_kind kind, rp_str raw, rp_lookup *out,
+                       rp_errbuf *eb);
+
+/* History, newest first: events of customer id older than *before (NULL:
+ * from the newest), at most max into out[]. *n gets the count; when more
+ * exist, *more is true and *next is the cursor for the next page.
+ * Returns RP_OK, RP_NOT_FOUND (no such customer), RP_INTERNAL. */
+rp_err rp_store_history(rp_store *s, MDB_txn *txn, rp_str id, const rp_cursor *before, uint32_t max,
+                        rp_event *out, uint32_t *n, bool *more, rp_cursor *next, rp_errbuf *eb);
+
+/* Issues of a customer, in issue_id order, at most max into out[].
+ * *more is set when there are more. Returns RP_OK, RP_NOT_FOUND. */
+rp_err rp_store_issues(rp_store *s, MDB_txn *txn, rp_str id, uint32_t max, rp_issue *out,
+                       uint32_t *n, bool *more, rp_errbuf *eb);
+
+/* One issue. Returns RP_OK, RP_NOT_FOUND. */
+rp_err rp_store_get_issue(rp_store *s, MDB_txn *txn, rp_str id, rp_str issue_id, rp_issue *out,
+                          rp_errbuf *eb);
+
+/* Visit every customer in id order (export). fn returns false to stop.
+ * after: resume after this id (NULL/empty = from the start). */
+rp_err rp_store_scan_customers(rp_store *s, MDB_txn *txn, rp_str after,
+                               bool (*fn)(const rp_customer *c, void *arg), void *arg,
+                               rp_errbuf *eb);
+
+/* Counts and sizes. Opens its own read transaction. */
+rp_err rp_store_stats_get(rp_store *s, rp_store_stats *out, rp_errbuf *eb);
+
+/* --- writers (inside a write transaction: call from a rp_write_fn) -------- */
+
+/* Create or replace a customer (all fields as given; identities reindexed).
+ * Version becomes stored+1 (1 when new) unless opts->restore. *version_out
+ * gets the new version. Returns RP_OK, RP_CONFLICT (expect_version differs),
+ * RP_BAD_REQUEST, RP_STORE_FULL, RP_INTERNAL. */
+rp_err rp_store_wput_customer(rp_store *s, MDB_txn *txn, const rp_customer *c,
+                              const rp_put_opts *opts, uint64_t *version_out, rp_errbuf *eb);
+
+/* Merge-patch a stored customer (codec.h rp_customer_patch semantics).
+ * Returns as wput, plus RP_NOT_FOUND. */
+rp_err rp_store_wpatch_customer(rp_store *s, MDB_txn *txn, rp_str id, const msgpack_object *patch,
+                                const rp_put_opts *opts, uint64_t *version_out, rp_errbuf *eb);
+
+/* Remove the customer and every trace: profile, events, issues, identity
+ * index entries, event count, and aliases pointing to it. id may be an
+ * alias (the survivor is forgotten). Returns RP_OK, RP_NOT_FOUND. */
+rp_err rp_store_wforget(rp_store *s, MDB_txn *txn, rp_str id, rp_errbuf *eb);
+
+/* Fold customer `from` into `into`: identities, events and issues move,
+ * empty profile fields of `into` are filled from `from`, flags/notes/prefs
+ * are united (into wins), `from` becomes an alias of `into`. Returns RP_OK,
+ * RP_NOT_FOUND, RP_CONFLICT (same customer), RP_TOO_LARGE (identities would
+ * exceed the limits). */
+rp_err rp_store_wmerge(rp_store *s, MDB_txn *txn, rp_str from, rp_str into, int64_t now,
+                       uint64_t *version_out, rp_errbuf *eb);
+
+/* Append an event (customer must exist; alias resolved). Assigns seq.
+ * Trims the customer's oldest events beyond retention_max_events and older
+ * than retention_max_age_days before `now`. *at_out gets (ts, seq).
+ * Returns RP_OK, RP_NOT_FOUND, RP_BAD_REQUEST (ts < 0), RP_STORE_FULL. */
+rp_err rp_store_wappend_event(rp_store *s, MDB_txn *txn, const rp_event *e, int64_t now,
+                              rp_cursor *at_out, rp_errbuf *eb);
+
+/* Create or replace an issue (customer must exist). opened_at defaults to
+ * the stored one or now; updated_at to now when 0. Returns RP_OK,
+ * RP_NOT_FOUND. */
+rp_err rp_store_wput_issue(rp_store *s, MDB_txn *txn, const rp_issue *i, int64_t now, rp_errbuf *eb);
+
+/* --- running writes ---------------------------------------------------------- */
+
+/* Run fn(txn, arg, eb) as one write and wait for its commit. */
+rp_err rp_store_write(rp_store *s, rp_write_fn fn, void *arg, rp_errbuf *eb);
+
+/* Enqueue a write; req->done is called on the writer thread after commit.
+ * Returns RP_OK or RP_UNAVAILABLE (queue full / closing / read-only). */
+rp_err rp_store_submit(rp_store *s, rp_write_req *req);
+
+/* Convenience: one synchronous operation each (for the CLI and tests). */
+rp_err rp_store_put_customer(rp_store *s, const rp_customer *c, const rp_put_opts *opts,
+                             uint64_t *version_out, rp_errbuf *eb);
+rp_err rp_store_append_event(rp_store *s, const rp_event *e, int64_t now, rp_cursor *at_out,
+                             rp_errbuf *eb);
+rp_err rp_store_put_issue(rp_store *s, const rp_issue *i, int64_t now, rp_errbuf *eb);
+rp_err rp_store_forget(rp_store *s, rp_str id, rp_errbuf *eb);
+rp_err rp_store_merge(rp_store *s, rp_str from, rp_str into, int64_t now, uint64_t *version_out,
+                      rp_errbuf *eb);
+
+/* Cursor text form "TS.SEQ". format writes at most 32 bytes incl. NUL.
+ * parse returns RP_OK or RP_BAD_REQUEST. */
+void rp_cursor_format(const rp_cursor *c, char out[32]);
+rp_err rp_cursor_parse(rp_str s, rp_cursor *out, rp_errbuf *eb);
+
+#endif
