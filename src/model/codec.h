@@ -1,8 +1,8 @@
 /* codec.h — records to and from MessagePack (wire params and stored values).
  *
  * One codec serves both the wire and the disk: a record is a msgpack map
- * keyed by the contract field names (proto/STORAGE.md has the tables and
- * golden vectors). Stored events and issues leave out the fields their LMDB
+ * keyed by the contract field names (proto/RECORDS.md has the tables and
+ * golden vectors; the LMDB key layout is in proto/STORAGE.md). Stored events and issues leave out the fields their LMDB
  * key already holds (customer_id, ts, seq / customer_id, issue_id).
  *
  * Decoding (rp_*_decode) takes a msgpack_object that the caller has already

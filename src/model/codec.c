@@ -1,0 +1,849 @@
+/* codec.c — customers, events and issues to and from MessagePack.
+ *
+ * Design. A record is a msgpack map keyed by the contract field names
+ * (../shared/DESIGN.md "Field names"; proto/RECORDS.md has the tables).
+ * Each record type has a table of its field names in wire order; the
+ * encoder writes the fields in that order (so bytes are deterministic and
+ * the golden vectors in proto/vectors/ stay stable) and the decoder walks
+ * the map once, looks each key up in the table (a linear scan over at most
+ * 15 short names) and hands the value to that field's parser.
+ *
+ * One set of field parsers serves both decode modes; a small context (dec)
+ * carries the mode:
+ *   - RP_DEC_WIRE: untrusted. Unknown keys are BAD_REQUEST (except "type",
+ *     which NDJSON lines carry), duplicate keys are BAD_REQUEST, every
+ *     string is validated (ident.c), phones and emails are normalized into
+ *     the caller's arena, identities are de-duplicated.
+ *   - RP_DEC_STORED: our own bytes, read on every context card, so only what
+ *     keeps later code safe is checked: types, counts and byte lengths
+ *     (other modules size buffers by the RP_*_MAX limits). UTF-8 and
+ *     normalization are not re-checked. Unknown keys are skipped; any
+ *     problem is RP_INTERNAL "corrupt stored record: ...".
+ * Every msgpack_object is type-checked before its union is read, so a
+ * decoder never crashes on any object msgpack-c can produce.
+ *
+ * rp_customer_patch reuses the customer parsers on a copy of the record and
+ * commits the copy only when the whole patch is valid.
+ *
+ * Error sentences never echo raw client bytes: values are shown through
+ * printable(), which keeps printable ASCII and masks the rest, because the
+ * sentence goes back to clients inside JSON.
+ */
+#include "model/codec.h"
+
+#include <assert.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "model/ident.h"
+
+/* ---- decoding context and error helpers ---------------------------------- */
+
+typedef struct dec {
+    rp_dec_mode mode;
+    const char *country; /* default country for phones (WIRE) */
+    rp_arena *arena;     /* normalized phones and emails go here (WIRE) */
+    rp_errbuf *eb;
+    const char *what;    /* "customer", "event", "issue", "patch": for sentences */
+} dec;
+
+/* Record an error. In STORED mode every code becomes RP_INTERNAL and the
+ * sentence says the stored record is corrupt. Returns the code recorded. */
+static rp_err dec_fail(const dec *d, rp_err code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static rp_err dec_fail(const dec *d, rp_err code, const char *fmt, ...) {
+    char msg[RP_ERRMSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (d->mode == RP_DEC_STORED)
+        return rp_errf(d->eb, RP_INTERNAL, "corrupt stored record: %s: %s", d->what, msg);
+    return rp_errf(d->eb, code, "%s", msg);
+}
+
+/* Room for printable(): 40 shown bytes, "...", NUL. */
+#define SHOW_MAX 48
+
+/* A client value made safe for an error sentence: printable ASCII is kept,
+ * any other byte becomes '?', and more than 40 bytes end in "...". Returns
+ * buf. */
+static const char *printable(const char *p, size_t n, char buf[SHOW_MAX]) {
+    size_t k = n > 40 ? 40 : n;
+    for (size_t i = 0; i < k; i++) {
+        unsigned char b = (unsigned char)p[i];
+        buf[i] = (b >= 0x20 && b < 0x7F) ? (char)b : '?';
+    }
+    if (k < n) memcpy(buf + k, "...", 3), k += 3;
+    buf[k] = '\0';
+    return buf;
+}
+
+/* The msgpack type of o in words, for "must be X (got Y)" sentences. */
+static const char *type_name(const msgpack_object *o) {
+    switch (o->type) {
+    case MSGPACK_OBJECT_NIL: return "nil";
+    case MSGPACK_OBJECT_BOOLEAN: return "a boolean";
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER: return "an integer";
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64: return "a float";
+    case MSGPACK_OBJECT_STR: return "a string";
+    case MSGPACK_OBJECT_ARRAY: return "an array";
+    case MSGPACK_OBJECT_MAP: return "a map";
+    case MSGPACK_OBJECT_BIN: return "binary";
+    case MSGPACK_OBJECT_EXT: return "an extension";
+    }
+    return "an unknown type";
+}
+
+/* "field 'x' must be <expected> (got <type>)". */
+static rp_err type_fail(const dec *d, const char *field, const char *expected,
+                        const msgpack_object *v) {
+    return dec_fail(d, RP_BAD_REQUEST, "field '%s' must be %s (got %s)", field, expected,
+                    type_name(v));
+}
+
+static rp_str obj_str(const msgpack_object *v) {
+    assert(v->type == MSGPACK_OBJECT_STR);
+    return (rp_str){v->via.str.ptr, v->via.str.size};
+}
+
+/* ---- scalar field parsers -------------------------------------------------
+ * Each takes the value of one map entry. nil always means "absent": the
+ * parser stores the field's empty value and succeeds. */
+
+/* A free-text field of at most max bytes (names, tokens, summaries). */
+static rp_err get_text(const dec *d, const msgpack_object *v, const char *field, size_t max,
+                       rp_str *out) {
+    if (v->type == MSGPACK_OBJECT_NIL) {
+        *out = (rp_str){NULL, 0};
+        return RP_OK;
+    }
+    if (v->type != MSGPACK_OBJECT_STR) return type_fail(d, field, "a string", v);
+    rp_str s = obj_str(v);
+    if (d->mode == RP_DEC_WIRE) {
+        rp_err rc = rp_text_check(s, max, field, d->eb);
+        if (rc != RP_OK) return rc;
+    } else if (s.n > max) {
+        return dec_fail(d, RP_TOO_LARGE, "field '%s' is %zu bytes; the limit is %zu", field, s.n,
+                        max);
+    }
+    *out = s;
+    return RP_OK;
+}
+
+/* An id (customer_id, issue_id): when given as a string it must pass
+ * rp_id_check, so "" is refused rather than taken as absent. */
+static rp_err get_id(const dec *d, const msgpack_object *v, const char *field, rp_str *out) {
+    if (v->type == MSGPACK_OBJECT_NIL) {
+        *out = (rp_str){NULL, 0};
+        return RP_OK;
+    }
+    if (v->type != MSGPACK_OBJECT_STR) return type_fail(d, field, "a string", v);
+    rp_str s = obj_str(v);
+    if (d->mode == RP_DEC_WIRE) {
+        rp_err rc = rp_id_check(s, field, d->eb);
+        if (rc != RP_OK) return rc;
+    } else if (s.n == 0 || s.n > RP_ID_MAX) {
+        return dec_fail(d, RP_BAD_REQUEST, "field '%s' is %zu bytes", field, s.n);
+    }
+    *out = s;
+    return RP_OK;
+}
+
+#define LANG_MIN 2
+#define LANG_MAX 35
+
+/* true when s has the shape of a BCP 47 tag: subtags of 1..8 ASCII letters
+ * or digits joined by '-', the first all letters, 2..35 bytes in all. Not a
+ * registry check: "xx-Zzzz" passes. */
+static bool lang_shape_ok(rp_str s) {
+    if (s.n < LANG_MIN || s.n > LANG_MAX) return false;
+    size_t run = 0, subtag = 0;
+    for (size_t i = 0; i < s.n; i++) {
+        char ch = s.p[i];
+        bool letter = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
+        bool digit = ch >= '0' && ch <= '9';
+        if (ch == '-') {
+            if (run == 0) return false;
+            run = 0, subtag++;
+            continue;
+        }
+        if (!letter && !(digit && subtag > 0)) return false;
+        if (++run > 8) return false;
+    }
+    return run > 0;
+}
+
+/* The language field: a BCP 47-shaped tag ("en", "es-MX", "zh-Hant-TW"). */
+static rp_err get_lang(const dec *d, const msgpack_object *v, rp_str *out) {
+    if (v->type == MSGPACK_OBJECT_NIL) {
+        *out = (rp_str){NULL, 0};
+        return RP_OK;
+    }
+    if (v->type != MSGPACK_OBJECT_STR) return type_fail(d, "language", "a string", v);
+    rp_str s = obj_str(v);
+    if (d->mode == RP_DEC_WIRE && s.n > 0 && !lang_shape_ok(s)) {
+        char show[SHOW_MAX];
+        return dec_fail(d, RP_BAD_REQUEST,
+                        "field 'language' must be a BCP 47 language tag like 'en' or 'es-MX' "
+                        "(got '%s')",
+                        printable(s.p, s.n, show));
+    }
+    if (s.n > LANG_MAX) return dec_fail(d, RP_BAD_REQUEST, "field 'language' is too long");
+    *out = s;
+    return RP_OK;
+}
+
+/* An unsigned integer of at most max. nil -> 0. Negative values and floats
+ * are refused. (msgpack-c marks every non-negative integer POSITIVE, but a
+ * hand-built object may carry a non-negative i64 as NEGATIVE: accept it.) */
+static rp_err get_uint(const dec *d, const msgpack_object *v, const char *field, uint64_t max,
+                       uint64_t *out) {
+    uint64_t u;
+    if (v->type == MSGPACK_OBJECT_NIL) {
+        u = 0;
+    } else if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        u = v->via.u64;
+    } else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        if (v->via.i64 < 0)
+            return dec_fail(d, RP_BAD_REQUEST, "field '%s' must not be negative", field);
+        u = (uint64_t)v->via.i64;
+    } else {
+        return type_fail(d, field, "an integer", v);
+    }
+    if (u > max)
+        return dec_fail(d, RP_BAD_REQUEST, "field '%s' is out of range (at most %llu)", field,
+                        (unsigned long long)max);
+    *out = u;
+    return RP_OK;
+}
+
+/* A time: unix seconds, an integer >= 0. nil -> 0. */
+static rp_err get_time(const dec *d, const msgpack_object *v, const char *field, int64_t *out) {
+    uint64_t u = 0;
+    rp_err rc = get_uint(d, v, field, (uint64_t)INT64_MAX, &u);
+    if (rc != RP_OK) return rc;
+    *out = (int64_t)u;
+    return RP_OK;
+}
+
+/* Sentiment: any msgpack number in -1.0..1.0. nil -> absent. */
+static rp_err get_sentiment(const dec *d, const msgpack_object *v, rp_event *e) {
+    double x;
+    switch (v->type) {
+    case MSGPACK_OBJECT_NIL:
+        e->has_sentiment = false, e->sentiment = 0;
+        return RP_OK;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER: x = v->via.u64 > 1 ? 2.0 : (double)v->via.u64; break;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER: x = v->via.i64 < -1 ? -2.0 : (double)v->via.i64; break;
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64: x = v->via.f64; break;
+    default: return type_fail(d, "sentiment", "a number", v);
+    }
+    if (!(x >= -1.0 && x <= 1.0)) /* also refuses NaN */
+        return dec_fail(d, RP_BAD_REQUEST, "field 'sentiment' must be between -1.0 and 1.0");
+    e->has_sentiment = true, e->sentiment = x;
+    return RP_OK;
+}
+
+/* ---- vocabularies ----------------------------------------------------------
+ * A vocabulary is record.c's parse function and name table for one enum;
+ * the wrappers erase the enum type so that one parser serves all four. */
+
+typedef struct vocab {
+    bool (*parse)(rp_str s, int *out);
+    const char *(*name)(int v);
+    int first, count; /* valid words: name(first..count-1) */
+} vocab;
+
+static bool ch_parse(rp_str s, int *o) { rp_channel v; return rp_channel_parse(s, &v) ? (*o = (int)v, true) : false; }
+static bool out_parse(rp_str s, int *o) { rp_outcome v; return rp_outcome_parse(s, &v) ? (*o = (int)v, true) : false; }
+static bool st_parse(rp_str s, int *o) { rp_status v; return rp_status_parse(s, &v) ? (*o = (int)v, true) : false; }
+static bool sev_parse(rp_str s, int *o) { rp_severity v; return rp_severity_parse(s, &v) ? (*o = (int)v, true) : false; }
+static const char *ch_name(int v) { return rp_channel_name((rp_channel)v); }
+static const char *out_name(int v) { return rp_outcome_name((rp_outcome)v); }
+static const char *st_name(int v) { return rp_status_name((rp_status)v); }
+static const char *sev_name(int v) { return rp_severity_name((rp_severity)v); }
+
+static const vocab V_CHANNEL = {ch_parse, ch_name, RP_CH_PHONE, RP_CH__COUNT};
+static const vocab V_OUTCOME = {out_parse, out_name, RP_OUT_NONE, RP_OUT__COUNT};
+static const vocab V_STATUS = {st_parse, st_name, RP_ST_OPEN, RP_ST__COUNT};
+static const vocab V_SEVERITY = {sev_parse, sev_name, RP_SEV_LOW, RP_SEV__COUNT};
+
+/* One word of vocabulary vb. nil -> dflt. An unknown word is BAD_REQUEST
+ * with a sentence listing the allowed words. */
+static rp_err get_enum(const dec *d, const msgpack_object *v, const char *field, const vocab *vb,
+                       int dflt, int *out) {
+    if (v->type == MSGPACK_OBJECT_NIL) {
+        *out = dflt;
+        return RP_OK;
+    }
+    if (v->type != MSGPACK_OBJECT_STR) return type_fail(d, field, "a string", v);
+    rp_str s = obj_str(v);
+    if (vb->parse(s, out)) return RP_OK;
+    char words[160] = "", show[SHOW_MAX];
+    size_t used = 0;
+    for (int i = vb->first; i < vb->count && used < sizeof words; i++) {
+        int k = snprintf(words + used, sizeof words - used, "%s%s", i > vb->first ? ", " : "",
+                         vb->name(i));
+        if (k < 0) break;
+        used += (size_t)k;
+    }
+    return dec_fail(d, RP_BAD_REQUEST, "field '%s' must be one of %s (got '%s')", field, words,
+                    printable(s.p, s.n, show));
+}
+
+/* ---- string lists ------------------------------------------------------- */
+
+typedef enum elem { EL_FLAG, EL_NOTE, EL_PHONE, EL_EMAIL, EL_ACCOUNT } elem;
+
+/* Byte limit of one element of a list of kind k (STORED checks). */
+static size_t elem_max(elem k) {
+    switch (k) {
+    case EL_FLAG: return RP_TOKEN_MAX;
+    case EL_NOTE: return RP_NOTE_MAX;
+    case EL_PHONE: return RP_PHONE_MAX;
+    case EL_EMAIL: return RP_EMAIL_MAX;
+    case EL_ACCOUNT: return RP_ID_MAX;
+    }
+    return 0;
+}
+
+/* Copy a normalized string into the arena; RP_TOO_LARGE when it is full. */
+static rp_err arena_str(const dec *d, const char *field, const char *p, size_t n, rp_str *out) {
+    char *q = rp_arena_put(d->arena, p, n);
+    if (q == NULL)
+        return dec_fail(d, RP_TOO_LARGE,
+                        "field '%s': the request has more identities than this server "
+                        "decodes at once",
+                        field);
+    *out = (rp_str){q, n};
+    return RP_OK;
+}
+
+/* Validate (WIRE: and normalize) one list element s, named name
+ * ("phones[2]"), into *out. Phone and email sentences from ident.c are
+ * prefixed with the element's name. */
+static rp_err elem_value(const dec *d, elem k, const char *name, rp_str s, rp_str *out) {
+    if (s.n == 0) return dec_fail(d, RP_BAD_REQUEST, "%s is empty", name);
+    if (d->mode == RP_DEC_STORED) {
+        if (s.n > elem_max(k)) return dec_fail(d, RP_TOO_LARGE, "%s is %zu bytes", name, s.n);
+        *out = s;
+        return RP_OK;
+    }
+    rp_err rc;
+    rp_errbuf sub = {0};
+    size_t len = 0;
+    switch (k) {
+    case EL_FLAG:
+    case EL_NOTE:
+        rc = rp_text_check(s, elem_max(k), name, d->eb);
+        if (rc == RP_OK) *out = s;
+        return rc;
+    case EL_ACCOUNT:
+        rc = rp_id_check(s, name, d->eb);
+        if (rc == RP_OK) *out = s;
+        return rc;
+    case EL_PHONE: {
+        char buf[RP_PHONE_MAX + 1];
+        rc = rp_phone_normalize(s.p, s.n, d->country ? d->country : "", buf, &len, &sub);
+        if (rc != RP_OK) return rp_errf(d->eb, rc, "%s: %s", name, rp_errbuf_msg(&sub));
+        return arena_str(d, name, buf, len, out);
+    }
+    case EL_EMAIL: {
+        char buf[RP_EMAIL_MAX + 1];
+        rc = rp_email_normalize(s.p, s.n, buf, &len, &sub);
+        if (rc != RP_OK) return rp_errf(d->eb, rc, "%s: %s", name, rp_errbuf_msg(&sub));
+        return arena_str(d, name, buf, len, out);
+    }
+    }
+    return dec_fail(d, RP_INTERNAL, "%s: unknown list kind", name);
+}
+
+/* A list of strings into out[0..max), count in *count. nil -> empty. More
+ * than max entries is RP_TOO_LARGE (counted before de-duplication, so the
+ * work per list is bounded by max). Flags, phones, emails and accounts are
+ * sets: a repeat (after normalization) is dropped. O(max^2) compares, max
+ * <= 32. */
+static rp_err get_list(const dec *d, const msgpack_object *v, const char *field, elem k,
+                       uint32_t max, rp_str *out, uint32_t *count) {
+    if (v->type == MSGPACK_OBJECT_NIL) {
+        *count = 0;
+        return RP_OK;
+    }
+    if (v->type != MSGPACK_OBJECT_ARRAY) return type_fail(d, field, "an array of strings", v);
+    uint32_t size = v->via.array.size;
+    if (size > max)
+        return dec_fail(d, RP_TOO_LARGE, "field '%s' has %u entries; the limit is %u", field,
+                        (unsigned)size, (unsigned)max);
+    bool set = (k != EL_NOTE) && d->mode == RP_DEC_WIRE;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < size; i++) {
+        const msgpack_object *e = &v->via.array.ptr[i];
+        char name[48];
+        snprintf(name, sizeof name, "%s[%u]", field, (unsigned)i);
+        if (e->type != MSGPACK_OBJECT_STR) return type_fail(d, name, "a string", e);
+        rp_str s;
+        rp_err rc = elem_value(d, k, name, obj_str(e), &s);
+        if (rc != RP_OK) return rc;
+        bool dup = false;
+        for (uint32_t j = 0; set && j < n && !dup; j++) dup = rp_str_eq(out[j], s);
+        if (!dup) out[n++] = s;
+    }
+    *count = n;
+    return RP_OK;
+}
+
+/* ---- preferences ---------------------------------------------------------- */
+
+/* Index of key in c's preferences, or -1. O(nprefs). */
+static int pref_find(const rp_customer *c, rp_str key) {
+    for (uint32_t i = 0; i < c->nprefs; i++)
+        if (rp_str_eq(c->prefs[i].key, key)) return (int)i;
+    return -1;
+}
+
+/* The preferences map. merge == false (decode): the map replaces c's
+ * preferences. merge == true (patch, RFC 7396): each key is set, and a nil
+ * or "" value deletes it; nil for the whole map clears it. A key repeated
+ * in one map is BAD_REQUEST. O(n^2), n <= RP_MAX_PREFS. */
+static rp_err get_prefs(const dec *d, const msgpack_object *v, rp_customer *c, bool merge) {
+    if (v->type == MSGPACK_OBJECT_NIL) {
+        c->nprefs = 0;
+        return RP_OK;
+    }
+    if (v->type != MSGPACK_OBJECT_MAP) return type_fail(d, "preferences", "a map of strings", v);
+    uint32_t size = v->via.map.size;
+    if (size > RP_MAX_PREFS)
+        return dec_fail(d, RP_TOO_LARGE, "field 'preferences' has %u entries; the limit is %d",
+                        (unsigned)size, RP_MAX_PREFS);
+    if (!merge) c->nprefs = 0;
+    char show[SHOW_MAX];
+    for (uint32_t i = 0; i < size; i++) {
+        const msgpack_object_kv *kv = &v->via.map.ptr[i];
+        if (kv->key.type != MSGPACK_OBJECT_STR)
+            return type_fail(d, "preferences key", "a string", &kv->key);
+        rp_str key = obj_str(&kv->key), val = {NULL, 0};
+        if (key.n == 0) return dec_fail(d, RP_BAD_REQUEST, "a preference key is empty");
+        rp_err rc = get_text(d, &kv->key, "preference key", RP_PREF_KEY_MAX, &key);
+        if (rc == RP_OK) rc = get_text(d, &kv->val, "preference value", RP_PREF_VAL_MAX, &val);
+        if (rc != RP_OK) return rc;
+        for (uint32_t j = 0; j < i; j++) {
+            const msgpack_object *pk = &v->via.map.ptr[j].key;
+            if (rp_str_eq(obj_str(pk), key))
+                return dec_fail(d, RP_BAD_REQUEST, "preference '%s' is given twice",
+                                printable(key.p, key.n, show));
+        }
+        int at = pref_find(c, key);
+        if (val.n == 0) { /* delete, keeping the order of the rest */
+            if (at >= 0) {
+                memmove(&c->prefs[at], &c->prefs[at + 1],
+                        (c->nprefs - (uint32_t)at - 1) * sizeof c->prefs[0]);
+                c->nprefs--;
+            }
+        } else if (at >= 0) {
+            c->prefs[at].value = val;
+        } else {
+            if (c->nprefs >= RP_MAX_PREFS)
+                return dec_fail(d, RP_TOO_LARGE, "preferences would have more than %d entries",
+                                RP_MAX_PREFS);
+            c->prefs[c->nprefs++] = (rp_pref){key, val};
+        }
+    }
+    return RP_OK;
+}
+
+/* ---- the map walker ---------------------------------------------------- */
+
+typedef rp_err (*field_fn)(const dec *d, int field, const msgpack_object *v, void *rec);
+
+/* Index of key in names[0..count), or -1. A first-byte test skips most
+ * names before the full compare: stored events are decoded by the hundred
+ * for one context card. */
+static int field_index(const char *const *names, int count, rp_str key) {
+    if (key.n == 0) return -1;
+    for (int i = 0; i < count; i++)
+        if (names[i][0] == key.p[0] && rp_str_eqc(key, names[i])) return i;
+    return -1;
+}
+
+/* Walk map o once, passing each known field to fn. Unknown keys: STORED
+ * skips them, WIRE skips "type" (NDJSON) and refuses the rest. A repeated
+ * key is refused. *seen receives a bit per field met (count <= 32). */
+static rp_err walk_map(const dec *d, const msgpack_object *o, const char *const *names, int count,
+                       field_fn fn, void *rec, uint32_t *seen) {
+    assert(count <= 32);
+    *seen = 0;
+    if (o == NULL || o->type != MSGPACK_OBJECT_MAP)
+        return dec_fail(d, RP_BAD_REQUEST, "%s %s must be a map (got %s)",
+                        strchr("aeiou", d->what[0]) ? "an" : "a", d->what,
+                        o ? type_name(o) : "nothing");
+    char show[SHOW_MAX];
+    for (uint32_t i = 0; i < o->via.map.size; i++) {
+        const msgpack_object_kv *kv = &o->via.map.ptr[i];
+        if (kv->key.type != MSGPACK_OBJECT_STR)
+            return dec_fail(d, RP_BAD_REQUEST, "field names must be strings (got %s)",
+                            type_name(&kv->key));
+        rp_str key = obj_str(&kv->key);
+        int f = field_index(names, count, key);
+        if (f < 0) {
+            if (d->mode == RP_DEC_STORED || rp_str_eqc(key, "type")) continue;
+            return dec_fail(d, RP_BAD_REQUEST, "unknown field '%s'",
+                            printable(key.p, key.n, show));
+        }
+        if (*seen & (1u << f))
+            return dec_fail(d, RP_BAD_REQUEST, "field '%s' is given twice", names[f]);
+        *seen |= 1u << f;
+        rp_err rc = fn(d, f, &kv->val, rec);
+        if (rc != RP_OK) return rc;
+    }
+    return RP_OK;
+}
+
+/* ---- customer ----------------------------------------------------------- */
+
+enum {
+    CF_ID, CF_NAME, CF_PREFERRED_NAME, CF_LANGUAGE, CF_TIMEZONE, CF_TIER, CF_SINCE, CF_FLAGS,
+    CF_PREFS, CF_NOTES, CF_PHONES, CF_EMAILS, CF_ACCOUNTS, CF_VERSION, CF_UPDATED_AT, CF__COUNT
+};
+static const char *const cust_names[CF__COUNT] = {
+    "id", "name", "preferred_name", "language", "timezone", "tier", "customer_since", "flags",
+    "preferences", "rapport_notes", "phones", "emails", "accounts", "version", "updated_at",
+};
+
+/* Parse one customer field into rec (an rp_customer). Preferences replace. */
+static rp_err cust_field(const dec *d, int f, const msgpack_object *v, void *rec) {
+    rp_customer *c = rec;
+    const char *nm = cust_names[f];
+    switch (f) {
+    case CF_ID: return get_id(d, v, nm, &c->id);
+    case CF_NAME: return get_text(d, v, nm, RP_NAME_MAX, &c->name);
+    case CF_PREFERRED_NAME: return get_text(d, v, nm, RP_NAME_MAX, &c->preferred_name);
+    case CF_LANGUAGE: return get_lang(d, v, &c->language);
+    case CF_TIMEZONE: return get_text(d, v, nm, RP_NAME_MAX, &c->timezone);
+    case CF_TIER: return get_text(d, v, nm, RP_NAME_MAX, &c->tier);
+    case CF_SINCE: return get_time(d, v, nm, &c->customer_since);
+    case CF_FLAGS: return get_list(d, v, nm, EL_FLAG, RP_MAX_FLAGS, c->flags, &c->nflags);
+    case CF_PREFS: return get_prefs(d, v, c, false);
+    case CF_NOTES: return get_list(d, v, nm, EL_NOTE, RP_MAX_NOTES, c->notes, &c->nnotes);
+    case CF_PHONES: return get_list(d, v, nm, EL_PHONE, RP_MAX_PHONES, c->phones, &c->nphones);
+    case CF_EMAILS: return get_list(d, v, nm, EL_EMAIL, RP_MAX_EMAILS, c->emails, &c->nemails);
+    case CF_ACCOUNTS:
+        return get_list(d, v, nm, EL_ACCOUNT, RP_MAX_ACCOUNTS, c->accounts, &c->naccounts);
+    case CF_VERSION: return get_uint(d, v, nm, UINT64_MAX, &c->version);
+    case CF_UPDATED_AT: return get_time(d, v, nm, &c->updated_at);
+    }
+    return dec_fail(d, RP_INTERNAL, "customer field %d has no parser", f);
+}
+
+rp_err rp_customer_decode(const msgpack_object *o, rp_dec_mode mode, const char *default_country,
+                          rp_arena *arena, rp_customer *out, rp_errbuf *eb) {
+    dec d = {mode, default_country, arena, eb, "customer"};
+    memset(out, 0, sizeof *out);
+    uint32_t seen;
+    rp_err rc = walk_map(&d, o, cust_names, CF__COUNT, cust_field, out, &seen);
+    if (rc != RP_OK) return rc;
+    if (out->id.n == 0) return dec_fail(&d, RP_BAD_REQUEST, "missing required field 'id'");
+    return RP_OK;
+}
+
+/* A patch field: identity and bookkeeping fields are refused, preferences
+ * merge, everything else is parsed as in a put (nil clears). */
+static rp_err cust_patch_field(const dec *d, int f, const msgpack_object *v, void *rec) {
+    if (f == CF_ID || f == CF_VERSION || f == CF_UPDATED_AT)
+        return dec_fail(d, RP_BAD_REQUEST, "cannot patch %s", cust_names[f]);
+    if (f == CF_PREFS) return get_prefs(d, v, rec, true);
+    return cust_field(d, f, v, rec);
+}
+
+rp_err rp_customer_patch(rp_customer *c, const msgpack_object *patch, const char *default_country,
+                         rp_arena *arena, rp_errbuf *eb) {
+    dec d = {RP_DEC_WIRE, default_country, arena, eb, "patch"};
+    size_t mark = arena ? arena->used : 0;
+    rp_customer next = *c;
+    uint32_t seen;
+    rp_err rc = walk_map(&d, patch, cust_names, CF__COUNT, cust_patch_field, &next, &seen);
+    if (rc != RP_OK) {
+        if (arena) arena->used = mark; /* nothing decoded survives a failed patch */
+        return rc;
+    }
+    *c = next;
+    return RP_OK;
+}
+
+/* ---- event -------------------------------------------------------------- */
+
+enum {
+    EF_CUSTOMER_ID, EF_TS, EF_CHANNEL, EF_KIND, EF_TOPIC, EF_SUMMARY, EF_OUTCOME, EF_SENTIMENT,
+    EF_AGENT, EF_ISSUE_ID, EF__COUNT
+};
+static const char *const event_names[EF__COUNT] = {
+    "customer_id", "ts", "channel", "kind", "topic", "summary", "outcome", "sentiment", "agent",
+    "issue_id",
+};
+
+/* Parse one event field into rec (an rp_event). */
+static rp_err event_field(const dec *d, int f, const msgpack_object *v, void *rec) {
+    rp_event *e = rec;
+    const char *nm = event_names[f];
+    int w = 0;
+    rp_err rc;
+    switch (f) {
+    case EF_CUSTOMER_ID: return get_id(d, v, nm, &e->customer_id);
+    case EF_TS:
+        if (v->type == MSGPACK_OBJECT_NIL) return RP_OK; /* stays "missing" */
+        return get_time(d, v, nm, &e->ts);
+    case EF_CHANNEL:
+        rc = get_enum(d, v, nm, &V_CHANNEL, RP_CH_NONE, &w);
+        e->channel = (rp_channel)w;
+        return rc;
+    case EF_KIND: return get_text(d, v, nm, RP_TOKEN_MAX, &e->kind);
+    case EF_TOPIC: return get_text(d, v, nm, RP_TOKEN_MAX, &e->topic);
+    case EF_SUMMARY: return get_text(d, v, nm, RP_SUMMARY_MAX, &e->summary);
+    case EF_OUTCOME:
+        rc = get_enum(d, v, nm, &V_OUTCOME, RP_OUT_NONE, &w);
+        e->outcome = (rp_outcome)w;
+        return rc;
+    case EF_SENTIMENT: return get_sentiment(d, v, e);
+    case EF_AGENT: return get_text(d, v, nm, RP_TOKEN_MAX, &e->agent);
+    case EF_ISSUE_ID: return get_id(d, v, nm, &e->issue_id);
+    }
+    return dec_fail(d, RP_INTERNAL, "event field %d has no parser", f);
+}
+
+rp_err rp_event_decode(const msgpack_object *o, rp_dec_mode mode, rp_event *out, rp_errbuf *eb) {
+    dec d = {mode, NULL, NULL, eb, "event"};
+    memset(out, 0, sizeof *out);
+    out->ts = mode == RP_DEC_WIRE ? -1 : 0; /* -1: not given */
+    out->channel = RP_CH_NONE;
+    out->outcome = RP_OUT_NONE;
+    uint32_t seen;
+    rp_err rc = walk_map(&d, o, event_names, EF__COUNT, event_field, out, &seen);
+    if (rc != RP_OK) return rc;
+    const char *missing = NULL;
+    if (mode == RP_DEC_WIRE && out->customer_id.n == 0) missing = "customer_id";
+    else if (mode == RP_DEC_WIRE && out->ts < 0) missing = "ts";
+    else if (out->channel == RP_CH_NONE) missing = "channel";
+    else if (out->kind.n == 0) missing = "kind";
+    if (missing) return dec_fail(&d, RP_BAD_REQUEST, "missing required field '%s'", missing);
+    return RP_OK;
+}
+
+/* ---- issue -------------------------------------------------------------- */
+
+enum {
+    IF_CUSTOMER_ID, IF_ISSUE_ID, IF_TOPIC, IF_STATUS, IF_SEVERITY, IF_SUMMARY, IF_OPENED_AT,
+    IF_UPDATED_AT, IF_FOLLOW_UP_DUE, IF_CONTACTS, IF__COUNT
+};
+static const char *const issue_names[IF__COUNT] = {
+    "customer_id", "issue_id", "topic", "status", "severity", "summary", "opened_at",
+    "updated_at", "follow_up_due", "contacts",
+};
+
+/* Parse one issue field into rec (an rp_issue). */
+static rp_err issue_field(const dec *d, int f, const msgpack_object *v, void *rec) {
+    rp_issue *is = rec;
+    const char *nm = issue_names[f];
+    int w = 0;
+    uint64_t u = 0;
+    rp_err rc;
+    switch (f) {
+    case IF_CUSTOMER_ID: return get_id(d, v, nm, &is->customer_id);
+    case IF_ISSUE_ID: return get_id(d, v, nm, &is->issue_id);
+    case IF_TOPIC: return get_text(d, v, nm, RP_TOKEN_MAX, &is->topic);
+    case IF_STATUS:
+        rc = get_enum(d, v, nm, &V_STATUS, RP_ST_OPEN, &w);
+        is->status = (rp_status)w;
+        return rc;
+    case IF_SEVERITY:
+        rc = get_enum(d, v, nm, &V_SEVERITY, RP_SEV_NONE, &w);
+        is->severity = (rp_severity)w;
+        return rc;
+    case IF_SUMMARY: return get_text(d, v, nm, RP_SUMMARY_MAX, &is->summary);
+    case IF_OPENED_AT: return get_time(d, v, nm, &is->opened_at);
+    case IF_UPDATED_AT: return get_time(d, v, nm, &is->updated_at);
+    case IF_FOLLOW_UP_DUE: return get_time(d, v, nm, &is->follow_up_due);
+    case IF_CONTACTS:
+        rc = get_uint(d, v, nm, UINT32_MAX, &u);
+        is->contacts = (uint32_t)u;
+        return rc;
+    }
+    return dec_fail(d, RP_INTERNAL, "issue field %d has no parser", f);
+}
+
+rp_err rp_issue_decode(const msgpack_object *o, rp_dec_mode mode, rp_issue *out, rp_errbuf *eb) {
+    dec d = {mode, NULL, NULL, eb, "issue"};
+    memset(out, 0, sizeof *out);
+    out->status = RP_ST_OPEN;
+    out->severity = RP_SEV_NONE;
+    uint32_t seen;
+    rp_err rc = walk_map(&d, o, issue_names, IF__COUNT, issue_field, out, &seen);
+    if (rc != RP_OK) return rc;
+    if (mode == RP_DEC_WIRE && out->customer_id.n == 0)
+        return dec_fail(&d, RP_BAD_REQUEST, "missing required field 'customer_id'");
+    if (mode == RP_DEC_WIRE && out->issue_id.n == 0)
+        return dec_fail(&d, RP_BAD_REQUEST, "missing required field 'issue_id'");
+    return RP_OK;
+}
+
+/* ---- encoding --------------------------------------------------------------
+ * Fields go out in table order. A map header needs its entry count first, so
+ * each encoder counts the optional fields it will write, then writes them.
+ * Packer errors (a failing write callback) are the packer's to report: the
+ * encoders return void as codec.h declares. */
+
+void rp_mp_pack_str(msgpack_packer *pk, rp_str s) {
+    msgpack_pack_str(pk, s.n);
+    if (s.n) msgpack_pack_str_body(pk, s.p, s.n);
+}
+
+void rp_mp_pack_cstr(msgpack_packer *pk, const char *s) { rp_mp_pack_str(pk, rp_str_c(s)); }
+
+static void kv_str(msgpack_packer *pk, const char *k, rp_str v) {
+    rp_mp_pack_cstr(pk, k);
+    rp_mp_pack_str(pk, v);
+}
+static void kv_int(msgpack_packer *pk, const char *k, int64_t v) {
+    rp_mp_pack_cstr(pk, k);
+    msgpack_pack_int64(pk, v);
+}
+/* An optional string: written only when non-empty. */
+static void kv_opt(msgpack_packer *pk, const char *k, rp_str v) {
+    if (v.n) kv_str(pk, k, v);
+}
+
+/* A list, its count clamped to max so a corrupted count cannot read past
+ * the record's fixed array. */
+static void kv_list(msgpack_packer *pk, const char *k, const rp_str *a, uint32_t n, uint32_t max) {
+    assert(n <= max);
+    if (n > max) n = max;
+    rp_mp_pack_cstr(pk, k);
+    msgpack_pack_array(pk, n);
+    for (uint32_t i = 0; i < n; i++) rp_mp_pack_str(pk, a[i]);
+}
+
+void rp_customer_encode(msgpack_packer *pk, const rp_customer *c, unsigned enc) {
+    (void)enc; /* a stored customer is the wire customer */
+    size_t n = 9; /* id, flags, preferences, rapport_notes, phones, emails, accounts,
+                     version, updated_at */
+    n += (c->name.n > 0) + (c->preferred_name.n > 0) + (c->language.n > 0) +
+         (c->timezone.n > 0) + (c->tier.n > 0) + (c->customer_since != 0);
+    msgpack_pack_map(pk, n);
+    kv_str(pk, "id", c->id);
+    kv_opt(pk, "name", c->name);
+    kv_opt(pk, "preferred_name", c->preferred_name);
+    kv_opt(pk, "language", c->language);
+    kv_opt(pk, "timezone", c->timezone);
+    kv_opt(pk, "tier", c->tier);
+    if (c->customer_since != 0) kv_int(pk, "customer_since", c->customer_since);
+    kv_list(pk, "flags", c->flags, c->nflags, RP_MAX_FLAGS);
+    uint32_t np = c->nprefs;
+    assert(np <= RP_MAX_PREFS);
+    if (np > RP_MAX_PREFS) np = RP_MAX_PREFS;
+    rp_mp_pack_cstr(pk, "preferences");
+    msgpack_pack_map(pk, np);
+    for (uint32_t i = 0; i < np; i++) {
+        rp_mp_pack_str(pk, c->prefs[i].key);
+        rp_mp_pack_str(pk, c->prefs[i].value);
+    }
+    kv_list(pk, "rapport_notes", c->notes, c->nnotes, RP_MAX_NOTES);
+    kv_list(pk, "phones", c->phones, c->nphones, RP_MAX_PHONES);
+    kv_list(pk, "emails", c->emails, c->nemails, RP_MAX_EMAILS);
+    kv_list(pk, "accounts", c->accounts, c->naccounts, RP_MAX_ACCOUNTS);
+    rp_mp_pack_cstr(pk, "version");
+    msgpack_pack_uint64(pk, c->version);
+    kv_int(pk, "updated_at", c->updated_at);
+}
+
+void rp_event_encode(msgpack_packer *pk, const rp_event *e, unsigned enc) {
+    bool wire = (enc & RP_ENC_STORED) == 0;
+    size_t n = 3 + (wire ? 2 : 0); /* channel, kind, outcome [, customer_id, ts] */
+    n += (e->topic.n > 0) + (e->summary.n > 0) + e->has_sentiment + (e->agent.n > 0) +
+         (e->issue_id.n > 0);
+    msgpack_pack_map(pk, n);
+    if (wire) {
+        kv_str(pk, "customer_id", e->customer_id);
+        kv_int(pk, "ts", e->ts);
+    }
+    rp_mp_pack_cstr(pk, "channel");
+    rp_mp_pack_cstr(pk, rp_channel_name(e->channel));
+    kv_str(pk, "kind", e->kind);
+    kv_opt(pk, "topic", e->topic);
+    kv_opt(pk, "summary", e->summary);
+    rp_mp_pack_cstr(pk, "outcome");
+    rp_mp_pack_cstr(pk, rp_outcome_name(e->outcome));
+    if (e->has_sentiment) {
+        rp_mp_pack_cstr(pk, "sentiment");
+        msgpack_pack_double(pk, e->sentiment);
+    }
+    kv_opt(pk, "agent", e->agent);
+    kv_opt(pk, "issue_id", e->issue_id);
+}
+
+void rp_issue_encode(msgpack_packer *pk, const rp_issue *is, unsigned enc) {
+    bool wire = (enc & RP_ENC_STORED) == 0;
+    size_t n = 4 + (wire ? 2 : 0); /* status, opened_at, updated_at, contacts [, ids] */
+    n += (is->topic.n > 0) + (is->severity != RP_SEV_NONE) + (is->summary.n > 0) +
+         (is->follow_up_due != 0);
+    msgpack_pack_map(pk, n);
+    if (wire) {
+        kv_str(pk, "customer_id", is->customer_id);
+        kv_str(pk, "issue_id", is->issue_id);
+    }
+    kv_opt(pk, "topic", is->topic);
+    rp_mp_pack_cstr(pk, "status");
+    rp_mp_pack_cstr(pk, rp_status_name(is->status));
+    if (is->severity != RP_SEV_NONE) {
+        rp_mp_pack_cstr(pk, "severity");
+        rp_mp_pack_cstr(pk, rp_severity_name(is->severity));
+    }
+    kv_opt(pk, "summary", is->summary);
+    kv_int(pk, "opened_at", is->opened_at);
+    kv_int(pk, "updated_at", is->updated_at);
+    if (is->follow_up_due != 0) kv_int(pk, "follow_up_due", is->follow_up_due);
+    rp_mp_pack_cstr(pk, "contacts");
+    msgpack_pack_uint32(pk, is->contacts);
+}
+
+/* ---- request helpers ---------------------------------------------------- */
+
+const msgpack_object *rp_mp_get(const msgpack_object *o, const char *key) {
+    assert(key != NULL);
+    if (o == NULL || o->type != MSGPACK_OBJECT_MAP) return NULL;
+    for (uint32_t i = 0; i < o->via.map.size; i++) {
+        const msgpack_object_kv *kv = &o->via.map.ptr[i];
+        if (kv->key.type == MSGPACK_OBJECT_STR && rp_str_eqc(obj_str(&kv->key), key))
+            return &kv->val;
+    }
+    return NULL;
+}
+
+rp_err rp_mp_str(const msgpack_object *o, const char *key, rp_str *out, rp_errbuf *eb) {
+    const msgpack_object *v = rp_mp_get(o, key);
+    if (v == NULL || v->type == MSGPACK_OBJECT_NIL) return RP_NOT_FOUND;
+    if (v->type != MSGPACK_OBJECT_STR)
+        return rp_errf(eb, RP_BAD_REQUEST, "field '%s' must be a string (got %s)", key,
+                       type_name(v));
+    *out = obj_str(v);
+    return RP_OK;
+}
+
+rp_err rp_mp_int(const msgpack_object *o, const char *key, int64_t *out, rp_errbuf *eb) {
+    const msgpack_object *v = rp_mp_get(o, key);
+    if (v == NULL || v->type == MSGPACK_OBJECT_NIL) return RP_NOT_FOUND;
+    if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        *out = v->via.i64;
+        return RP_OK;
+    }
+    if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return rp_errf(eb, RP_BAD_REQUEST, "field '%s' must be an integer (got %s)", key,
+                       type_name(v));
+    if (v->via.u64 > (uint64_t)INT64_MAX)
+        return rp_errf(eb, RP_BAD_REQUEST, "field '%s' is out of range", key);
+    *out = (int64_t)v->via.u64;
+    return RP_OK;
+}
