@@ -71,7 +71,8 @@ typedef struct rp_writer rp_writer;
 
 /* Start the writer thread on env (opened by the caller, which keeps
  * ownership and must stop the writer before closing env).
- * Returns RP_OK, or RP_UNAVAILABLE/RP_INTERNAL if the thread cannot start. */
+ * Returns RP_OK, RP_BAD_REQUEST (queue_max or batch_max 0, or async with
+ * flush_ms 0), or RP_UNAVAILABLE/RP_INTERNAL if the thread cannot start. */
 rp_err rp_writer_start(MDB_env *env, const rp_writer_opts *opts, rp_writer **out, rp_errbuf *eb);
 
 /* Enqueue req (fn, done, arg set by the caller). done will be called exactly
@@ -80,7 +81,8 @@ rp_err rp_writer_start(MDB_env *env, const rp_writer_opts *opts, rp_writer **out
 rp_err rp_writer_submit(rp_writer *w, rp_write_req *req);
 
 /* Run fn through the queue and wait for its commit. Returns fn's result, or
- * a commit error (RP_STORE_FULL, RP_INTERNAL, ...), or RP_UNAVAILABLE. */
+ * a commit error (RP_STORE_FULL, RP_INTERNAL, ...), or RP_UNAVAILABLE;
+ * RP_INTERNAL when called from the writer thread itself (it would deadlock). */
 rp_err rp_writer_exec(rp_writer *w, rp_write_fn fn, void *arg, rp_errbuf *eb);
 
 /* Statistics snapshot (thread-safe). */
