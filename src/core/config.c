@@ -65,8 +65,9 @@ static const cfg_row cfg_table[] = {
     {"max_request_bytes", T_U32, N(max_request_bytes), "4194304", 1024, 1 << 30},
     /* 16 MiB of unread replies: a client that does not read is dropped. */
     {"max_output_bytes", T_U32, N(max_output_bytes), "16777216", 4096, 1 << 30},
-    /* Our records nest 3 deep; 16 leaves room and stops nesting bombs. */
-    {"max_depth", T_U32, N(max_depth), "16", 2, 1024},
+    /* Our records nest 3 deep; 16 leaves room and stops nesting bombs.
+     * At most 32: msgpack-c's unpacker has a fixed 32-level stack. */
+    {"max_depth", T_U32, N(max_depth), "16", 2, 32},
     /* 10,000 items per array/map: an import batch, never millions. */
     {"max_container", T_U32, N(max_container), "10000", 16, 10000000},
     /* 64 KiB per string: summaries are short; nothing needs more. */
