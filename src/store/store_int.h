@@ -1,0 +1,123 @@
+/* store_int.h — internals shared by store.c (records, events, issues,
+ * readers) and merge.c (merge and forget). Not part of the public API.
+ *
+ * Lifetime rule for write functions: LMDB invalidates every pointer it
+ * returned once the transaction makes another update (a dirty page may be
+ * spilled or moved). So a record a write function reads and then keeps
+ * using across updates is first copied to the heap (rp_si_blob) and decoded
+ * from the copy; ids that come out of the map are copied into stack buffers.
+ */
+#ifndef RP_STORE_INT_H
+#define RP_STORE_INT_H
+
+#include <lmdb.h>
+#include <msgpack.h>
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "core/config.h"
+#include "core/error.h"
+#include "model/record.h"
+#include "store/store.h"
+#include "store/writer.h"
+
+/* The named databases, in the order they are opened. */
+typedef enum rp_db {
+    RP_DB_CUSTOMERS = 0,
+    RP_DB_EVENTS,
+    RP_DB_ISSUES,
+    RP_DB_PHONES,
+    RP_DB_EMAILS,
+    RP_DB_ACCOUNTS,
+    RP_DB_ALIASES,
+    RP_DB_ALIAS_REV,
+    RP_DB_EVCOUNT,
+    RP_DB_META,
+    RP_DB__COUNT
+} rp_db;
+
+struct rp_store {
+    rp_config cfg;
+    MDB_env *env;
+    bool readonly;
+    rp_writer *writer;          /* NULL when read-only */
+    pthread_rwlock_t map_lock;  /* read: open read txns; write: map resize */
+    MDB_dbi dbi[RP_DB__COUNT];
+};
+
+/* A heap copy of an LMDB value (see the lifetime rule above). */
+typedef struct rp_si_blob {
+    char *p;
+    size_t n;
+} rp_si_blob;
+
+/* Free b->p (NULL is fine) and clear b. */
+void rp_si_blob_free(rp_si_blob *b);
+
+/* Map an LMDB return code to rp_err with the sentence "<what>: <lmdb text>".
+ * Returns the mapped code (never RP_OK for rc != 0). */
+rp_err rp_si_mdb(rp_errbuf *eb, int rc, const char *what);
+
+/* now, or the wall clock when now <= 0. */
+int64_t rp_si_now(int64_t now);
+
+/* Unpack one whole msgpack value v into o, allocating containers in z.
+ * Strings in o point into v. Returns RP_OK or RP_INTERNAL "corrupt <what>". */
+rp_err rp_si_unpack(const MDB_val *v, msgpack_zone *z, msgpack_object *o, const char *what,
+                    rp_errbuf *eb);
+
+/* Resolve id through aliases and copy the canonical id into buf.
+ * Returns as rp_store_resolve. */
+rp_err rp_si_resolve_copy(rp_store *s, MDB_txn *txn, rp_str id, char buf[RP_ID_MAX], rp_str *out,
+                          rp_errbuf *eb);
+
+/* Load customer `id` (canonical, no alias resolution) into a heap copy and
+ * decode it from there. On RP_OK the caller frees blob; on error blob is
+ * empty. Returns RP_OK, RP_NOT_FOUND, RP_INTERNAL (corrupt), RP_UNAVAILABLE. */
+rp_err rp_si_load_customer(rp_store *s, MDB_txn *txn, rp_str id, rp_si_blob *blob,
+                           rp_customer *out, rp_errbuf *eb);
+
+/* Decode a stored issue value (customer_id and issue_id are left for the
+ * caller to set from the key). Returns RP_OK, RP_INTERNAL, RP_UNAVAILABLE. */
+rp_err rp_si_decode_issue(const MDB_val *v, rp_issue *out, rp_errbuf *eb);
+
+/* Encode c (RP_ENC_STORED) and put it under c->id. Returns RP_OK,
+ * RP_STORE_FULL, RP_UNAVAILABLE (out of memory), RP_INTERNAL. */
+rp_err rp_si_store_customer(rp_store *s, MDB_txn *txn, const rp_customer *c, rp_errbuf *eb);
+
+/* The identity list of one kind of c. */
+void rp_si_idents(const rp_customer *c, rp_ident_kind kind, const rp_str **list, uint32_t *n);
+
+/* Add (kind, key) -> id to an identity index; an existing pair is fine.
+ * Returns RP_OK or a mapped LMDB error. */
+rp_err rp_si_index_add(rp_store *s, MDB_txn *txn, rp_ident_kind kind, rp_str key, rp_str id,
+                       rp_errbuf *eb);
+
+/* Remove the pair (kind, key) -> id; a missing pair is fine. */
+rp_err rp_si_index_del(rp_store *s, MDB_txn *txn, rp_ident_kind kind, rp_str key, rp_str id,
+                       rp_errbuf *eb);
+
+/* Read / write a customer's event count (0 when absent; setting 0 deletes
+ * the entry so that forgotten or merged customers leave nothing). */
+rp_err rp_si_evcount_get(rp_store *s, MDB_txn *txn, rp_str id, uint32_t *out, rp_errbuf *eb);
+rp_err rp_si_evcount_set(rp_store *s, MDB_txn *txn, rp_str id, uint32_t n, rp_errbuf *eb);
+
+/* The seq a new event of id at ts gets: 1 + the highest seq stored at
+ * (id, ts), 0 when none. RP_TOO_LARGE when 2^32 events share one second. */
+rp_err rp_si_event_next_seq(rp_store *s, MDB_txn *txn, rp_str id, int64_t ts, uint32_t *seq,
+                            rp_errbuf *eb);
+
+/* Apply retention to customer id's events: delete the oldest while the count
+ * exceeds retention_max_events, then those older than retention_max_age_days
+ * before now, oldest first, stopping at the first one that is new enough.
+ * The age rule skips the event whose key is keep (keep_n 0: none). Updates
+ * evcount. Returns RP_OK or a mapped LMDB error. */
+rp_err rp_si_trim(rp_store *s, MDB_txn *txn, rp_str id, int64_t now, const char *keep, size_t keep_n,
+                  rp_errbuf *eb);
+
+/* Delete every key of db that starts with prefix[0..n). *deleted (may be
+ * NULL) gets how many. O(k log N) for k keys. */
+rp_err rp_si_delete_prefix(rp_store *s, MDB_txn *txn, rp_db db, const char *prefix, size_t n,
+                           uint64_t *deleted, rp_errbuf *eb);
+
+#endif
