@@ -1,0 +1,193 @@
+/* context.c — read one customer's context in one read transaction.
+ *
+ * Both requests run the same gather step: validate, open a read
+ * transaction, resolve the key to zero, one or several customers, read what
+ * the engine needs, and build an rp_card in the scratch. The card request
+ * packs the card; the route request packs the route answer derived from it.
+ * Packing happens before rp_store_rend because the card's slices point into
+ * LMDB's map; nothing is packed unless the whole gather succeeded.
+ *
+ * Cost per request: one lookup, one customer read, one history read of at
+ * most card_max_events events, one issue scan of at most
+ * RP_CONTEXT_MAX_ISSUES, plus the engine (card.h). An ambiguous key reads
+ * each candidate's profile and issues (at most RP_CARD_MAX_CANDIDATES).
+ */
+#include "context/context.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+_Static_assert(RP_CARD_MAX_CANDIDATES >= RP_LOOKUP_MAX, "every lookup candidate fits on a card");
+
+struct rp_context_scratch {
+    rp_customer who;      /* the customer, or the candidate being summarized */
+    rp_event *events;     /* the history, newest first */
+    uint32_t events_cap;
+    rp_issue issues[RP_CONTEXT_MAX_ISSUES];
+    rp_card card;
+};
+
+static const char *const key_names[RP_CTX_KEY__COUNT] = {"phone", "email", "account", "id"};
+
+const char *rp_context_key_name(rp_context_key k) {
+    return (unsigned)k < RP_CTX_KEY__COUNT ? key_names[k] : "";
+}
+
+bool rp_context_key_parse(rp_str name, rp_context_key *out) {
+    for (int i = 0; i < RP_CTX_KEY__COUNT; i++) {
+        if (rp_str_eqc(name, key_names[i])) {
+            *out = (rp_context_key)i;
+            return true;
+        }
+    }
+    return false;
+}
+
+rp_err rp_context_scratch_new(rp_context_scratch **out, rp_errbuf *eb) {
+    rp_context_scratch *sc = calloc(1, sizeof *sc);
+    if (sc == NULL) return rp_errf(eb, RP_UNAVAILABLE, "out of memory for the context scratch");
+    *out = sc;
+    return RP_OK;
+}
+
+void rp_context_scratch_free(rp_context_scratch *sc) {
+    if (sc == NULL) return;
+    free(sc->events);
+    free(sc);
+}
+
+/* Make room for `need` events (grows once per scratch in practice). */
+static rp_err scratch_reserve(rp_context_scratch *sc, uint32_t need, rp_errbuf *eb) {
+    if (sc->events_cap >= need) return RP_OK;
+    /* need < 2^32 and sizeof(rp_event) is small: the product fits a 64-bit
+     * size_t; the check keeps that true on a 32-bit one. */
+    uint64_t bytes = (uint64_t)need * sizeof(rp_event);
+    if (bytes > (uint64_t)(SIZE_MAX / 2))
+        return rp_errf(eb, RP_TOO_LARGE, "card_max_events %u is too large", need);
+    rp_event *ev = realloc(sc->events, (size_t)bytes);
+    if (ev == NULL) return rp_errf(eb, RP_UNAVAILABLE, "out of memory for %u history events", need);
+    sc->events = ev;
+    sc->events_cap = need;
+    return RP_OK;
+}
+
+/* A candidate of an ambiguous key: its profile and issue count. */
+static rp_err add_candidate(rp_store *s, MDB_txn *txn, rp_str id, rp_context_scratch *sc,
+                            rp_errbuf *eb) {
+    rp_err rc = rp_store_get_customer(s, txn, id, &sc->who, eb);
+    if (rc == RP_NOT_FOUND)
+        return rp_errf(eb, RP_INTERNAL, "an identity index names customer '%.*s', which does not exist",
+                       (int)(id.n > RP_ID_MAX ? RP_ID_MAX : id.n), id.p);
+    if (rc != RP_OK) return rc;
+    uint32_t n = 0;
+    bool more = false;
+    rc = rp_store_issues(s, txn, sc->who.id, RP_CONTEXT_MAX_ISSUES, sc->issues, &n, &more, eb);
+    if (rc != RP_OK) return rc == RP_NOT_FOUND ? rp_errf(eb, RP_INTERNAL, "candidate vanished") : rc;
+    rp_card_add_candidate(&sc->card, &sc->who, sc->issues, n, more);
+    return RP_OK;
+}
+
+/* The full card of one customer already read into sc->who. */
+static rp_err build_one(rp_store *s, MDB_txn *txn, const rp_config *cfg, int64_t at,
+                        rp_context_scratch *sc, rp_errbuf *eb) {
+    rp_cursor before = {at + 1, 0}; /* events with ts <= at */
+    uint32_t nev = 0, nis = 0;
+    bool more = false;
+    rp_cursor next;
+    rp_err rc = rp_store_history(s, txn, sc->who.id, &before, cfg->card_max_events, sc->events, &nev,
+                                 &more, &next, eb);
+    if (rc != RP_OK) return rc == RP_NOT_FOUND ? rp_errf(eb, RP_INTERNAL, "customer vanished") : rc;
+    rc = rp_store_issues(s, txn, sc->who.id, RP_CONTEXT_MAX_ISSUES, sc->issues, &nis, &more, eb);
+    if (rc != RP_OK) return rc == RP_NOT_FOUND ? rp_errf(eb, RP_INTERNAL, "customer vanished") : rc;
+    rp_card_build(cfg, &sc->who, sc->events, nev, sc->issues, nis, at, &sc->card);
+    return RP_OK;
+}
+
+/* Resolve the key and build sc->card. lenient: an unusable phone is an
+ * unknown caller (route), not a bad request. */
+static rp_err gather(rp_store *s, MDB_txn *txn, rp_context_key kind, rp_str key, int64_t at,
+                     bool lenient, rp_context_scratch *sc, rp_errbuf *eb) {
+    const rp_config *cfg = rp_store_config(s);
+    if (kind == RP_CTX_KEY_ID) {
+        rp_err rc = rp_store_get_customer(s, txn, key, &sc->who, eb);
+        if (rc == RP_NOT_FOUND)
+            return rp_errf(eb, RP_NOT_FOUND, "no customer with id '%.*s'",
+                           (int)(key.n > RP_ID_MAX ? RP_ID_MAX : key.n), key.p);
+        if (rc != RP_OK) return rc;
+        return build_one(s, txn, cfg, at, sc, eb);
+    }
+    static const rp_ident_kind ident[] = {RP_IDENT_PHONE, RP_IDENT_EMAIL, RP_IDENT_ACCOUNT};
+    rp_lookup lk;
+    rp_errbuf sub = {0};
+    rp_err rc = rp_store_lookup(s, txn, ident[kind], key, &lk, &sub);
+    if (rc == RP_BAD_REQUEST && lenient && kind == RP_CTX_KEY_PHONE) {
+        rp_card_unknown(at, &sc->card);
+        return RP_OK;
+    }
+    if (rc != RP_OK) return rp_errf(eb, rc, "%s", rp_errbuf_msg(&sub));
+    if (lk.n == 0) {
+        rp_card_unknown(at, &sc->card);
+        return RP_OK;
+    }
+    if (lk.n > 1) {
+        rp_card_ambiguous(at, &sc->card);
+        for (uint32_t i = 0; i < lk.n && i < RP_LOOKUP_MAX; i++) {
+            rc = add_candidate(s, txn, lk.ids[i], sc, eb);
+            if (rc != RP_OK) return rc;
+        }
+        return RP_OK;
+    }
+    rc = rp_store_get_customer(s, txn, lk.ids[0], &sc->who, eb);
+    if (rc == RP_NOT_FOUND)
+        return rp_errf(eb, RP_INTERNAL, "an identity index names customer '%.*s', which does not exist",
+                       (int)(lk.ids[0].n > RP_ID_MAX ? RP_ID_MAX : lk.ids[0].n), lk.ids[0].p);
+    if (rc != RP_OK) return rc;
+    return build_one(s, txn, cfg, at, sc, eb);
+}
+
+/* Shared driver of both requests: checks, scratch, transaction, gather,
+ * pack (card or route), end. */
+static rp_err run(rp_store *s, rp_context_key kind, rp_str key, int64_t at, bool route,
+                  rp_context_scratch *scratch, msgpack_packer *pk, rp_errbuf *eb) {
+    if (s == NULL || pk == NULL) return rp_errf(eb, RP_INTERNAL, "context: no store or packer");
+    if ((unsigned)kind >= RP_CTX_KEY__COUNT) return rp_errf(eb, RP_BAD_REQUEST, "unknown key kind");
+    if (at < 0 || at == INT64_MAX) return rp_errf(eb, RP_BAD_REQUEST, "at must be unix seconds >= 0");
+    bool lenient = route && kind == RP_CTX_KEY_PHONE;
+    if (key.n == 0 && !lenient)
+        return rp_errf(eb, RP_BAD_REQUEST, "%s is empty", rp_context_key_name(kind));
+
+    const rp_config *cfg = rp_store_config(s);
+    rp_context_scratch *sc = scratch;
+    rp_err rc = RP_OK;
+    MDB_txn *txn = NULL;
+    if (sc == NULL && (rc = rp_context_scratch_new(&sc, eb)) != RP_OK) return rc;
+    if ((rc = scratch_reserve(sc, cfg->card_max_events, eb)) != RP_OK) goto fail;
+
+    if (key.n == 0) { /* a withheld number, on the lenient route path */
+        rp_card_unknown(at, &sc->card);
+    } else {
+        if ((rc = rp_store_rbegin(s, &txn, eb)) != RP_OK) goto fail;
+        if ((rc = gather(s, txn, kind, key, at, lenient, sc, eb)) != RP_OK) goto fail;
+    }
+    if (route) {
+        rp_route r;
+        rp_route_from_card(cfg, &sc->card, &r);
+        rp_route_encode(pk, &r);
+    } else {
+        rp_card_encode(pk, &sc->card);
+    }
+fail:
+    if (txn) rp_store_rend(s, txn);
+    if (scratch == NULL) rp_context_scratch_free(sc);
+    return rc;
+}
+
+rp_err rp_context_card(rp_store *s, rp_context_key kind, rp_str key, int64_t at,
+                       rp_context_scratch *scratch, msgpack_packer *pk, rp_errbuf *eb) {
+    return run(s, kind, key, at, false, scratch, pk, eb);
+}
+
+rp_err rp_context_route(rp_store *s, rp_context_key kind, rp_str key, int64_t at,
+                        rp_context_scratch *scratch, msgpack_packer *pk, rp_errbuf *eb) {
+    return run(s, kind, key, at, true, scratch, pk, eb);
+}
