@@ -50,7 +50,9 @@ typedef struct rp_api_op {
 typedef void (*rp_api_reply_fn)(void *arg, rp_err rc, const char *msg, const char *result, size_t len);
 
 /* Create the API over an open store (not owned; must outlive the api).
- * Returns RP_OK or RP_UNAVAILABLE (out of memory). */
+ * Opens the store's cfg->audit_log (append, created 0600) when set.
+ * Returns RP_OK, RP_UNAVAILABLE (out of memory), or the errno-mapped code
+ * of an audit log that cannot be opened (eb names it). */
 rp_err rp_api_create(rp_store *store, rp_api **out, rp_errbuf *eb);
 void rp_api_destroy(rp_api *api);
 

@@ -35,7 +35,10 @@ void rp_http_stop_accepting(rp_http *h);
 /* Requests still waiting for a write acknowledgement on this worker. */
 unsigned rp_http_in_flight(const rp_http *h);
 
-/* Free (on the loop's thread, after it stopped). */
+/* Free (on the loop's thread, after it stopped), closing its connections.
+ * Call with rp_http_in_flight(h) == 0 or after the store's writer stopped:
+ * a write whose reply has not been posted yet is left allocated (the
+ * writer still holds it), and the loop must not run again. NULL is ok. */
 void rp_http_free(rp_http *h);
 
 #endif

@@ -1,0 +1,197 @@
+/* ops.h — internals shared by the api table (api.c) and its handlers.
+ *
+ * Not a public header: only the files of src/api include it. It holds the request
+ * context every handler gets (rp_api_req), the two ways a handler answers
+ * (rp_api_ok / rp_api_fail, which also count metrics), the parameter helpers
+ * every handler validates with, and the asynchronous write request the write
+ * handlers share (ops_write.c).
+ *
+ * Handlers are split by kind:
+ *   ops_read.c   ping, customer.get, issue.list, history.list, lookup, stats,
+ *                context.get, route.get — one read transaction, reply at once;
+ *   ops_write.c  customer.put|patch|forget|merge, event.append, issue.put —
+ *                validate here, apply on the writer thread, reply after commit;
+ *   ops_bulk.c   import (one write for the whole batch) and export (a page
+ *                of customers with their events and issues).
+ */
+#ifndef RP_API_OPS_H
+#define RP_API_OPS_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "api/api.h"
+#include "model/record.h"
+#include "store/store.h"
+
+/* The longest request id kept for logs and audit lines. */
+#define RP_API_REQID_MAX 64
+
+/* One call in flight: everything needed to reply and to count it. A read
+ * handler gets it on the caller's stack; a write copies it into its heap
+ * request, so every field is a value (reqid is copied, not pointed to). */
+typedef struct rp_api_req {
+    rp_api *api;
+    const rp_api_op *op;
+    rp_role role;
+    char reqid[RP_API_REQID_MAX + 1]; /* printable, no spaces (sanitized) */
+    uint64_t t0_ns;                   /* CLOCK_MONOTONIC at the call */
+    int64_t now;                      /* time(NULL) at the call */
+    rp_api_reply_fn reply;
+    void *arg;
+} rp_api_req;
+
+/* A handler: validate params (always a map), run, reply exactly once. */
+typedef void (*rp_api_handler)(rp_api_req *rq, const msgpack_object *params);
+
+/* --- replying (api.c) ------------------------------------------------------ */
+
+/* Reply with the msgpack object in sb (one complete object), count the call
+ * as OK and time it. */
+void rp_api_ok(const rp_api_req *rq, const msgpack_sbuffer *sb);
+
+/* Reply with an error: code != RP_OK and a sentence (NULL: the code's
+ * default text). Counts and times the call. */
+void rp_api_fail(const rp_api_req *rq, rp_err code, const char *msg);
+
+/* Reply with error rc and the sentence in eb (the code's default text when
+ * eb holds none). */
+void rp_api_fail_rc(const rp_api_req *rq, rp_err rc, const rp_errbuf *eb);
+
+/* The store and settings the api serves. */
+rp_store *rp_api_store(const rp_api *api);
+const rp_config *rp_api_config(const rp_api *api);
+
+/* Write one audit line for a full-card read (context.get):
+ * "ts=<RFC 3339 UTC> event=audit op=<op> role=<role> customer=<ids> reqid=<reqid>\n",
+ * one write(2), to the audit log opened at create time (or stderr). ids is
+ * one customer id, or several joined by commas (an ambiguous key). */
+void rp_api_audit(const rp_api_req *rq, const char *ids);
+
+/* --- parameters (api.c) ---------------------------------------------------- */
+
+/* Refuse keys of params not in allowed (NULL-terminated): a typo must not be
+ * silently ignored. Returns RP_OK or RP_BAD_REQUEST naming the key. */
+rp_err rp_api_check_keys(const msgpack_object *params, const char *const *allowed, rp_errbuf *eb);
+
+/* A required id parameter (string, 1..64 printable bytes). Returns RP_OK or
+ * RP_BAD_REQUEST ("missing parameter 'id'", ...). */
+rp_err rp_api_param_id(const msgpack_object *params, const char *key, rp_str *out, rp_errbuf *eb);
+
+/* An optional integer parameter within [min, max]; *present tells whether it
+ * was given (nil counts as absent). Returns RP_OK or RP_BAD_REQUEST. */
+rp_err rp_api_param_int(const msgpack_object *params, const char *key, int64_t min, int64_t max,
+                        int64_t *out, bool *present, rp_errbuf *eb);
+
+/* An optional boolean parameter (absent/nil -> def). RP_OK or RP_BAD_REQUEST. */
+rp_err rp_api_param_bool(const msgpack_object *params, const char *key, bool def, bool *out,
+                         rp_errbuf *eb);
+
+/* The one identity key of a lookup-style request: exactly one of phone,
+ * email, account (and id when allow_id). *is_id is set when the key is id.
+ * Returns RP_OK or RP_BAD_REQUEST. */
+rp_err rp_api_param_key(const msgpack_object *params, bool allow_id, rp_ident_kind *kind,
+                        bool *is_id, rp_str *value, rp_errbuf *eb);
+
+/* The `at` of a read: the parameter when given (>= 0), else rq->now. */
+rp_err rp_api_param_at(const rp_api_req *rq, const msgpack_object *params, int64_t *at,
+                       rp_errbuf *eb);
+
+/* --- reading helpers (ops_read.c) ------------------------------------------ */
+
+/* All issues of customer id, in issue_id order, into a heap array (*out,
+ * freed by the caller with free(); NULL when *n is 0). At most
+ * RP_API_ISSUES_MAX are read; *truncated tells when more exist.
+ * Returns RP_OK, RP_NOT_FOUND, RP_UNAVAILABLE (out of memory), RP_INTERNAL. */
+#define RP_API_ISSUES_MAX 65536u
+rp_err rp_api_all_issues(rp_store *s, MDB_txn *txn, rp_str id, rp_issue **out, uint32_t *n,
+                         bool *truncated, rp_errbuf *eb);
+
+/* Pack "key": value helpers for result maps. */
+void rp_api_kv_str(msgpack_packer *pk, const char *key, rp_str v);
+void rp_api_kv_int(msgpack_packer *pk, const char *key, int64_t v);
+void rp_api_kv_uint(msgpack_packer *pk, const char *key, uint64_t v);
+void rp_api_kv_bool(msgpack_packer *pk, const char *key, bool v);
+
+/* Pack a record (already encoded as one msgpack map in enc) with an extra
+ * first entry "type": type — the NDJSON line form. Returns false when enc
+ * does not start with a map header (a bug in the encoder). */
+bool rp_api_pack_typed(msgpack_packer *pk, const char *type, const char *enc, size_t len);
+
+/* --- handlers ------------------------------------------------------------- */
+void rp_op_ping(rp_api_req *rq, const msgpack_object *params);
+void rp_op_customer_get(rp_api_req *rq, const msgpack_object *params);
+void rp_op_issue_list(rp_api_req *rq, const msgpack_object *params);
+void rp_op_history_list(rp_api_req *rq, const msgpack_object *params);
+void rp_op_lookup(rp_api_req *rq, const msgpack_object *params);
+void rp_op_stats(rp_api_req *rq, const msgpack_object *params);
+void rp_op_context_get(rp_api_req *rq, const msgpack_object *params);
+void rp_op_route_get(rp_api_req *rq, const msgpack_object *params);
+
+void rp_op_customer_put(rp_api_req *rq, const msgpack_object *params);
+void rp_op_customer_patch(rp_api_req *rq, const msgpack_object *params);
+void rp_op_customer_forget(rp_api_req *rq, const msgpack_object *params);
+void rp_op_customer_merge(rp_api_req *rq, const msgpack_object *params);
+void rp_op_event_append(rp_api_req *rq, const msgpack_object *params);
+void rp_op_issue_put(rp_api_req *rq, const msgpack_object *params);
+
+void rp_op_import(rp_api_req *rq, const msgpack_object *params);
+void rp_op_export(rp_api_req *rq, const msgpack_object *params);
+
+/* --- asynchronous writes (ops_write.c) ------------------------------------- */
+
+typedef struct rp_api_write rp_api_write;
+
+/* Apply the write inside txn (writer thread; may run more than once, so it
+ * only sets fields of w). */
+typedef rp_err (*rp_api_apply_fn)(rp_api_write *w, MDB_txn *txn, rp_errbuf *eb);
+/* Pack the result map after the commit (writer thread). */
+typedef void (*rp_api_result_fn)(rp_api_write *w, msgpack_packer *pk);
+/* Release op-specific memory (any thread). May be NULL. */
+typedef void (*rp_api_cleanup_fn)(rp_api_write *w);
+
+/* Room for the strings a decoder derives (normalized phones and emails). */
+#define RP_API_ARENA (RP_MAX_PHONES * (RP_PHONE_MAX + 1) + RP_MAX_EMAILS * (RP_EMAIL_MAX + 1))
+
+struct rp_api_write {
+    rp_write_req wr;          /* handed to the writer */
+    rp_api_req rq;            /* reply context, copied */
+    void *block;              /* the deep copy of the params (one malloc) */
+    msgpack_object params;    /* ... rooted here */
+    rp_api_apply_fn apply;
+    rp_api_result_fn result;
+    rp_api_cleanup_fn cleanup;
+    rp_arena arena;
+    char arena_buf[RP_API_ARENA];
+    /* decoded request (slices into block / arena) */
+    rp_customer c;
+    rp_event e;
+    rp_issue is;
+    rp_str id, other;         /* id / from, into */
+    const msgpack_object *patch;
+    rp_put_opts opts;
+    /* outcome (set by apply) */
+    uint64_t version;
+    rp_cursor at;
+    char canon[RP_ID_MAX];    /* canonical id after the write */
+    size_t canon_n;
+    void *ext;                /* op-specific state (import) */
+};
+
+/* Allocate a write request for rq with a private deep copy of params
+ * (w->params). Returns NULL when out of memory (nothing to free). */
+rp_api_write *rp_api_write_new(const rp_api_req *rq, const msgpack_object *params);
+
+/* Submit w to the writer; on success the reply comes from the writer thread
+ * and w is freed there. On a full queue replies UNAVAILABLE and frees w. */
+void rp_api_write_submit(rp_api_write *w);
+
+/* Free a write request that was not submitted (a validation error). */
+void rp_api_write_free(rp_api_write *w);
+
+/* Copy a canonical id into w->canon (truncated to RP_ID_MAX: ids never
+ * exceed it). */
+void rp_api_write_set_canon(rp_api_write *w, rp_str id);
+
+#endif

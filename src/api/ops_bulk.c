@@ -1,0 +1,399 @@
+/* ops_bulk.c — import (a batch of records as one write) and export (a page
+ * of customers with their events and issues).
+ *
+ * import {records: [{type, ...}], strict?} is ONE request to the writer, so
+ * the batch commits once. Each record runs in its own nested transaction
+ * (a child of the request's): in the default, non-strict mode a record that
+ * fails is rolled back alone, counted as skipped and reported with its
+ * index, and the others commit. In strict mode every record is decoded on
+ * the caller's thread first (a bad one is refused before the writer sees
+ * anything), and a record the store refuses fails the whole request, so
+ * nothing commits. Failures of the store itself (map full, out of memory,
+ * corruption) always fail the request: the writer grows the map and runs it
+ * again, and a record must never be "skipped" because the disk was full.
+ * Customers keep the version and updated_at they carry (a restore), so that
+ * export -> import -> export gives the same bytes.
+ *
+ * export {after?, limit?} walks customers in id order from `after` and
+ * emits, per customer, the customer record, its events oldest to newest and
+ * its issues — the NDJSON line objects with their "type". A page stops at
+ * `limit` customers or when it passes a byte budget (a quarter of
+ * max_output_bytes), whichever comes first, but always holds at least one
+ * customer; `next` is the id to pass as `after` for the next page.
+ *
+ * Limits: a customer's events are all read into one array for the page
+ * (bounded by retention_max_events). Import reports at most
+ * RP_IMPORT_ERRORS_MAX errors in detail; the rest are only counted.
+ */
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/ops.h"
+#include "model/codec.h"
+
+#define RP_IMPORT_ERRORS_MAX 1000
+#define EXPORT_DEFAULT 100
+#define EXPORT_MAX 1000
+#define EXPORT_HISTORY_PAGE 256
+
+/* --- import ------------------------------------------------------------------------------ */
+
+typedef enum { REC_CUSTOMER, REC_EVENT, REC_ISSUE } rec_type;
+
+typedef struct import_err {
+    uint32_t index;
+    rp_err code;
+    char msg[RP_ERRMSG_MAX];
+} import_err;
+
+typedef struct import_state {
+    const msgpack_object *records; /* the array, inside the request's copy */
+    bool strict;
+    uint32_t imported, skipped;
+    import_err *errs;              /* the first RP_IMPORT_ERRORS_MAX failures */
+    uint32_t nerrs;
+} import_state;
+
+/* The type of record o, or an error sentence. */
+static rp_err record_type(const msgpack_object *o, rec_type *t, rp_errbuf *eb) {
+    if (o->type != MSGPACK_OBJECT_MAP) return rp_errf(eb, RP_BAD_REQUEST, "a record must be a map");
+    rp_str ts;
+    rp_err rc = rp_mp_str(o, "type", &ts, eb);
+    if (rc == RP_NOT_FOUND)
+        return rp_errf(eb, RP_BAD_REQUEST, "missing field 'type' (customer, event or issue)");
+    if (rc != RP_OK) return rc;
+    if (rp_str_eqc(ts, "customer")) *t = REC_CUSTOMER;
+    else if (rp_str_eqc(ts, "event")) *t = REC_EVENT;
+    else if (rp_str_eqc(ts, "issue")) *t = REC_ISSUE;
+    else return rp_errf(eb, RP_BAD_REQUEST, "field 'type' must be customer, event or issue");
+    return RP_OK;
+}
+
+/* Decode record o into w's scratch records (w->c / w->e / w->is, strings
+ * derived into w->arena, which is reset per record). */
+static rp_err record_decode(rp_api_write *w, const msgpack_object *o, rec_type *t, rp_errbuf *eb) {
+    rp_err rc = record_type(o, t, eb);
+    if (rc != RP_OK) return rc;
+    w->arena.used = 0;
+    const char *country = rp_api_config(w->rq.api)->default_country;
+    switch (*t) {
+    case REC_CUSTOMER: return rp_customer_decode(o, RP_DEC_WIRE, country, &w->arena, &w->c, eb);
+    case REC_EVENT: return rp_event_decode(o, RP_DEC_WIRE, &w->e, eb);
+    case REC_ISSUE: return rp_issue_decode(o, RP_DEC_WIRE, &w->is, eb);
+    }
+    return rp_errf(eb, RP_INTERNAL, "unknown record type");
+}
+
+/* Apply one decoded record inside txn. */
+static rp_err record_apply(rp_api_write *w, MDB_txn *txn, rec_type t, rp_errbuf *eb) {
+    rp_store *s = rp_api_store(w->rq.api);
+    switch (t) {
+    case REC_CUSTOMER: {
+        rp_put_opts o = {.restore = w->c.version != 0, .now = w->rq.now};
+        uint64_t v;
+        return rp_store_wput_customer(s, txn, &w->c, &o, &v, eb);
+    }
+    case REC_EVENT: {
+        rp_cursor at;
+        return rp_store_wappend_event(s, txn, &w->e, w->rq.now, &at, eb);
+    }
+    case REC_ISSUE: return rp_store_wput_issue(s, txn, &w->is, w->rq.now, eb);
+    }
+    return rp_errf(eb, RP_INTERNAL, "unknown record type");
+}
+
+/* Errors that are the store's, not the record's: they fail the request. */
+static bool systemic(rp_err rc) {
+    return rc == RP_STORE_FULL || rc == RP_UNAVAILABLE || rc == RP_INTERNAL;
+}
+
+/* Count a skipped record and keep its error (the first ones only). */
+static void import_note(import_state *st, uint32_t index, rp_err code, const rp_errbuf *eb) {
+    st->skipped++;
+    if (st->nerrs >= RP_IMPORT_ERRORS_MAX || st->errs == NULL) return;
+    import_err *e = &st->errs[st->nerrs++];
+    e->index = index;
+    e->code = code;
+    snprintf(e->msg, sizeof e->msg, "%s", eb->msg[0] ? eb->msg : rp_err_text(code));
+}
+
+/* Run one record in a child transaction of txn. */
+static rp_err import_one(rp_api_write *w, MDB_txn *txn, const msgpack_object *o, rp_errbuf *eb) {
+    rec_type t;
+    rp_err rc = record_decode(w, o, &t, eb);
+    if (rc != RP_OK) return rc;
+    MDB_txn *child;
+    int mrc = mdb_txn_begin(rp_store_env(rp_api_store(w->rq.api)), txn, 0, &child);
+    if (mrc != 0)
+        return rp_errf(eb, rp_err_from_mdb(mrc) == RP_OK ? RP_INTERNAL : rp_err_from_mdb(mrc),
+                       "import: cannot begin a nested transaction: %s", mdb_strerror(mrc));
+    rc = record_apply(w, child, t, eb);
+    if (rc != RP_OK) {
+        mdb_txn_abort(child);
+        return rc;
+    }
+    mrc = mdb_txn_commit(child);
+    if (mrc != 0) {
+        rp_err code = rp_err_from_mdb(mrc);
+        return rp_errf(eb, code == RP_OK ? RP_INTERNAL : code, "import: %s", mdb_strerror(mrc));
+    }
+    return RP_OK;
+}
+
+/* Writer thread: every record in order, each in a child transaction. */
+static rp_err apply_import(rp_api_write *w, MDB_txn *txn, rp_errbuf *eb) {
+    import_state *st = w->ext;
+    st->imported = st->skipped = st->nerrs = 0; /* the writer may run us again */
+    const msgpack_object *recs = st->records;
+    for (uint32_t i = 0; i < recs->via.array.size; i++) {
+        rp_errbuf reb = {0};
+        rp_err rc = import_one(w, txn, &recs->via.array.ptr[i], &reb);
+        if (rc == RP_OK) {
+            st->imported++;
+            continue;
+        }
+        if (systemic(rc))
+            return rp_errf(eb, rc, "records[%u]: %s", i, reb.msg[0] ? reb.msg : rp_err_text(rc));
+        if (st->strict) /* the batch is a bad request; the record's own code is kept in words */
+            return rp_errf(eb, RP_BAD_REQUEST, "records[%u]: %s: %s", i, rp_err_code(rc),
+                           reb.msg[0] ? reb.msg : rp_err_text(rc));
+        import_note(st, i, rc, &reb);
+    }
+    return RP_OK;
+}
+
+/* {imported, skipped, errors[, errors_truncated]}. */
+static void pack_import_result(msgpack_packer *pk, const import_state *st) {
+    bool truncated = st->nerrs < st->skipped;
+    msgpack_pack_map(pk, 3 + (truncated ? 1 : 0));
+    rp_api_kv_uint(pk, "imported", st->imported);
+    rp_api_kv_uint(pk, "skipped", st->skipped);
+    rp_mp_pack_cstr(pk, "errors");
+    msgpack_pack_array(pk, st->nerrs);
+    for (uint32_t i = 0; i < st->nerrs; i++) {
+        msgpack_pack_map(pk, 3);
+        rp_api_kv_uint(pk, "index", st->errs[i].index);
+        rp_api_kv_str(pk, "code", rp_str_c(rp_err_code(st->errs[i].code)));
+        rp_api_kv_str(pk, "message", rp_str_c(st->errs[i].msg));
+    }
+    if (truncated) rp_api_kv_bool(pk, "errors_truncated", true);
+}
+
+/* Result of an import request. */
+static void result_import(rp_api_write *w, msgpack_packer *pk) { pack_import_result(pk, w->ext); }
+
+/* Free the import state. */
+static void cleanup_import(rp_api_write *w) {
+    import_state *st = w->ext;
+    if (st) free(st->errs);
+    free(st);
+}
+
+/* Strict mode: decode every record now, refusing the batch at the first bad
+ * one with its index. */
+static rp_err import_prevalidate(rp_api_write *w, const msgpack_object *recs, rp_errbuf *eb) {
+    for (uint32_t i = 0; i < recs->via.array.size; i++) {
+        rp_errbuf reb = {0};
+        rec_type t;
+        rp_err rc = record_decode(w, &recs->via.array.ptr[i], &t, &reb);
+        if (rc != RP_OK)
+            return rp_errf(eb, rc, "records[%u]: %s", i, reb.msg[0] ? reb.msg : rp_err_text(rc));
+    }
+    return RP_OK;
+}
+
+/* import {records, strict?} -> {imported, skipped, errors: [{index, code,
+ * message}]}. */
+void rp_op_import(rp_api_req *rq, const msgpack_object *params) {
+    static const char *const keys[] = {"records", "strict", NULL};
+    rp_errbuf eb = {0};
+    rp_err rc;
+    bool strict;
+    if ((rc = rp_api_check_keys(params, keys, &eb)) != RP_OK ||
+        (rc = rp_api_param_bool(params, "strict", false, &strict, &eb)) != RP_OK) {
+        rp_api_fail_rc(rq, rc, &eb);
+        return;
+    }
+    const msgpack_object *recs = rp_mp_get(params, "records");
+    if (recs == NULL || recs->type == MSGPACK_OBJECT_NIL) {
+        rp_api_fail(rq, RP_BAD_REQUEST, "missing parameter 'records'");
+        return;
+    }
+    if (recs->type != MSGPACK_OBJECT_ARRAY) {
+        rp_api_fail(rq, RP_BAD_REQUEST, "parameter 'records' must be an array");
+        return;
+    }
+    rp_api_write *w = rp_api_write_new(rq, params);
+    import_state *st = w ? calloc(1, sizeof *st) : NULL;
+    size_t nerr = recs->via.array.size < RP_IMPORT_ERRORS_MAX ? recs->via.array.size
+                                                              : RP_IMPORT_ERRORS_MAX;
+    if (st && nerr && !strict) st->errs = calloc(nerr, sizeof *st->errs);
+    if (w == NULL || st == NULL || (nerr && !strict && st->errs == NULL)) {
+        if (st) free(st->errs);
+        free(st);
+        rp_api_write_free(w);
+        rp_api_fail(rq, RP_UNAVAILABLE, "out of memory; retry");
+        return;
+    }
+    w->ext = st;
+    w->cleanup = cleanup_import;
+    st->records = rp_mp_get(&w->params, "records");
+    st->strict = strict;
+    if (strict && (rc = import_prevalidate(w, st->records, &eb)) != RP_OK) {
+        rp_api_fail_rc(rq, rc, &eb);
+        rp_api_write_free(w);
+        return;
+    }
+    w->apply = apply_import;
+    w->result = result_import;
+    rp_api_write_submit(w);
+}
+
+/* --- export -------------------------------------------------------------------------------- */
+
+typedef struct export_page {
+    rp_store *s;
+    MDB_txn *txn;
+    msgpack_sbuffer body;  /* the records, packed one after another */
+    msgpack_packer pk;
+    msgpack_sbuffer tmp;   /* one record before it gets its "type" */
+    msgpack_packer tpk;
+    uint32_t nrecords, customers, limit;
+    size_t budget;
+    bool more;
+    char last[RP_ID_MAX];
+    size_t last_n;
+    rp_event *evs;         /* one customer's history, newest first */
+    uint32_t evcap;
+    rp_err rc;
+    rp_errbuf *eb;
+} export_page;
+
+/* Pack the record just encoded into tmp with its "type", into body. */
+static bool export_emit(export_page *pg, const char *type) {
+    bool ok = rp_api_pack_typed(&pg->pk, type, pg->tmp.data, pg->tmp.size);
+    msgpack_sbuffer_clear(&pg->tmp);
+    if (!ok) {
+        pg->rc = rp_errf(pg->eb, RP_INTERNAL, "export: a %s did not encode as a map", type);
+        return false;
+    }
+    pg->nrecords++;
+    return true;
+}
+
+/* Read every event of customer id (newest first) into pg->evs. */
+static rp_err export_history(export_page *pg, rp_str id, uint32_t *n) {
+    *n = 0;
+    bool more = true;
+    rp_cursor cur, *before = NULL;
+    while (more) {
+        if (pg->evcap - *n < EXPORT_HISTORY_PAGE) {
+            if (pg->evcap > UINT32_MAX / 2 - EXPORT_HISTORY_PAGE)
+                return rp_errf(pg->eb, RP_TOO_LARGE, "export: too many events for one customer");
+            uint32_t cap = pg->evcap ? pg->evcap * 2 : EXPORT_HISTORY_PAGE * 4;
+            rp_event *a = realloc(pg->evs, (size_t)cap * sizeof *a);
+            if (a == NULL) return rp_errf(pg->eb, RP_UNAVAILABLE, "out of memory exporting events");
+            pg->evs = a;
+            pg->evcap = cap;
+        }
+        uint32_t got = 0;
+        rp_cursor next;
+        rp_err rc = rp_store_history(pg->s, pg->txn, id, before, EXPORT_HISTORY_PAGE,
+                                     pg->evs + *n, &got, &more, &next, pg->eb);
+        if (rc != RP_OK) return rc;
+        *n += got;
+        cur = next;
+        before = &cur;
+    }
+    return RP_OK;
+}
+
+/* One customer of the scan: its record, its events oldest first, its
+ * issues. Returns false to stop (page full, or an error in pg->rc). */
+static bool export_customer(const rp_customer *c, void *arg) {
+    export_page *pg = arg;
+    if (pg->customers >= pg->limit || (pg->customers > 0 && pg->body.size >= pg->budget)) {
+        pg->more = true;
+        return false;
+    }
+    rp_customer_encode(&pg->tpk, c, RP_ENC_WIRE);
+    if (!export_emit(pg, "customer")) return false;
+    uint32_t n;
+    if ((pg->rc = export_history(pg, c->id, &n)) != RP_OK) return false;
+    for (uint32_t i = n; i-- > 0;) {
+        rp_event_encode(&pg->tpk, &pg->evs[i], RP_ENC_WIRE);
+        if (!export_emit(pg, "event")) return false;
+    }
+    rp_issue *is = NULL;
+    uint32_t ni = 0;
+    bool truncated;
+    if ((pg->rc = rp_api_all_issues(pg->s, pg->txn, c->id, &is, &ni, &truncated, pg->eb)) != RP_OK)
+        return false;
+    bool ok = true;
+    for (uint32_t i = 0; i < ni && ok; i++) {
+        rp_issue_encode(&pg->tpk, &is[i], RP_ENC_WIRE);
+        ok = export_emit(pg, "issue");
+    }
+    free(is);
+    if (!ok) return false;
+    size_t idn = c->id.n < sizeof pg->last ? c->id.n : sizeof pg->last;
+    memcpy(pg->last, c->id.p, idn);
+    pg->last_n = idn;
+    pg->customers++;
+    return true;
+}
+
+/* export {after?, limit?} -> {records: [...], next: id or nil}. */
+void rp_op_export(rp_api_req *rq, const msgpack_object *params) {
+    static const char *const keys[] = {"after", "limit", NULL};
+    rp_errbuf eb = {0};
+    rp_err rc;
+    int64_t limit = EXPORT_DEFAULT;
+    bool has_limit;
+    rp_str after = {NULL, 0};
+    if ((rc = rp_api_check_keys(params, keys, &eb)) != RP_OK ||
+        (rc = rp_api_param_int(params, "limit", 1, EXPORT_MAX, &limit, &has_limit, &eb)) != RP_OK) {
+        rp_api_fail_rc(rq, rc, &eb);
+        return;
+    }
+    if (rp_mp_get(params, "after") && rp_mp_get(params, "after")->type != MSGPACK_OBJECT_NIL &&
+        (rc = rp_api_param_id(params, "after", &after, &eb)) != RP_OK) {
+        rp_api_fail_rc(rq, rc, &eb);
+        return;
+    }
+    export_page pg = {.s = rp_api_store(rq->api), .limit = (uint32_t)limit, .eb = &eb};
+    pg.budget = rp_api_config(rq->api)->max_output_bytes / 4;
+    if ((rc = rp_store_rbegin(pg.s, &pg.txn, &eb)) != RP_OK) {
+        rp_api_fail_rc(rq, rc, &eb);
+        return;
+    }
+    msgpack_sbuffer_init(&pg.body);
+    msgpack_packer_init(&pg.pk, &pg.body, msgpack_sbuffer_write);
+    msgpack_sbuffer_init(&pg.tmp);
+    msgpack_packer_init(&pg.tpk, &pg.tmp, msgpack_sbuffer_write);
+    rc = rp_store_scan_customers(pg.s, pg.txn, after, export_customer, &pg, &eb);
+    rp_store_rend(pg.s, pg.txn);
+    if (rc == RP_OK) rc = pg.rc;
+    if (rc != RP_OK) {
+        rp_api_fail_rc(rq, rc, &eb);
+    } else {
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_map(&pk, 2);
+        rp_mp_pack_cstr(&pk, "records");
+        msgpack_pack_array(&pk, pg.nrecords);
+        if (pg.body.size) msgpack_sbuffer_write(&sb, pg.body.data, pg.body.size);
+        rp_mp_pack_cstr(&pk, "next");
+        if (pg.more) rp_mp_pack_str(&pk, (rp_str){pg.last, pg.last_n});
+        else msgpack_pack_nil(&pk);
+        rp_api_ok(rq, &sb);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    msgpack_sbuffer_destroy(&pg.body);
+    msgpack_sbuffer_destroy(&pg.tmp);
+    free(pg.evs);
+}

@@ -1,0 +1,515 @@
+/* ops_write.c — the single-record writes: customer.put, customer.patch,
+ * customer.forget, customer.merge, event.append, issue.put; and the
+ * asynchronous write request they (and import) share.
+ *
+ * A write takes three steps on two threads:
+ *
+ *   1. caller's thread: the params are deep-copied into one heap block (the
+ *      caller's buffer is gone once rp_api_call returns), decoded and
+ *      validated from the copy — a bad request replies at once and never
+ *      reaches the writer — and the heap request is submitted;
+ *   2. writer thread, inside the batch's transaction: apply() makes the
+ *      change with the rp_store_w* functions. It may run more than once (the
+ *      writer retries a batch after growing the map), so it only sets fields
+ *      of its own request;
+ *   3. writer thread, after the commit: done() packs the result, replies,
+ *      and frees the request. A full queue replies UNAVAILABLE at step 1.
+ *
+ * The deep copy is one malloc: a first pass sizes the containers and the
+ * string bytes, a second copies them (containers first, aligned, then the
+ * bytes). Its cost is linear in the params and recursion follows their
+ * nesting, which the network layer bounds (rp_mpcheck max_depth).
+ */
+#include <assert.h>
+#include <stdalign.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/ops.h"
+#include "model/codec.h"
+
+/* --- deep copy of a msgpack_object ------------------------------------------------ */
+
+typedef struct clone_size {
+    size_t nodes; /* bytes of arrays and maps */
+    size_t bytes; /* bytes of str, bin and ext payloads */
+    bool overflow;
+} clone_size;
+
+/* acc += n, noting an overflow instead of wrapping. */
+static void size_add(size_t *acc, size_t n, bool *overflow) {
+    if (n > SIZE_MAX / 2 - *acc) *overflow = true;
+    else *acc += n;
+}
+
+/* First pass: how much memory the copy of o needs. */
+static void clone_measure(const msgpack_object *o, clone_size *sz) {
+    switch (o->type) {
+    case MSGPACK_OBJECT_STR: size_add(&sz->bytes, o->via.str.size, &sz->overflow); break;
+    case MSGPACK_OBJECT_BIN: size_add(&sz->bytes, o->via.bin.size, &sz->overflow); break;
+    case MSGPACK_OBJECT_EXT: size_add(&sz->bytes, o->via.ext.size, &sz->overflow); break;
+    case MSGPACK_OBJECT_ARRAY:
+        size_add(&sz->nodes, (size_t)o->via.array.size * sizeof(msgpack_object), &sz->overflow);
+        for (uint32_t i = 0; i < o->via.array.size; i++) clone_measure(&o->via.array.ptr[i], sz);
+        break;
+    case MSGPACK_OBJECT_MAP:
+        size_add(&sz->nodes, (size_t)o->via.map.size * sizeof(msgpack_object_kv), &sz->overflow);
+        for (uint32_t i = 0; i < o->via.map.size; i++) {
+            clone_measure(&o->via.map.ptr[i].key, sz);
+            clone_measure(&o->via.map.ptr[i].val, sz);
+        }
+        break;
+    default: break;
+    }
+}
+
+typedef struct clone_cur {
+    char *nodes; /* next free container slot */
+    char *bytes; /* next free payload byte */
+} clone_cur;
+
+/* Copy n payload bytes into the block; returns where they went. */
+static const char *clone_bytes(clone_cur *cur, const char *p, size_t n) {
+    char *dst = cur->bytes;
+    if (n) memcpy(dst, p, n);
+    cur->bytes += n;
+    return dst;
+}
+
+/* Second pass: copy src into dst, taking memory from cur. */
+static void clone_copy(const msgpack_object *src, msgpack_object *dst, clone_cur *cur) {
+    *dst = *src;
+    switch (src->type) {
+    case MSGPACK_OBJECT_STR:
+        dst->via.str.ptr = clone_bytes(cur, src->via.str.ptr, src->via.str.size);
+        break;
+    case MSGPACK_OBJECT_BIN:
+        dst->via.bin.ptr = clone_bytes(cur, src->via.bin.ptr, src->via.bin.size);
+        break;
+    case MSGPACK_OBJECT_EXT:
+        dst->via.ext.ptr = clone_bytes(cur, src->via.ext.ptr, src->via.ext.size);
+        break;
+    case MSGPACK_OBJECT_ARRAY: {
+        msgpack_object *a = (msgpack_object *)(void *)cur->nodes;
+        cur->nodes += (size_t)src->via.array.size * sizeof *a;
+        dst->via.array.ptr = src->via.array.size ? a : NULL;
+        for (uint32_t i = 0; i < src->via.array.size; i++)
+            clone_copy(&src->via.array.ptr[i], &a[i], cur);
+        break;
+    }
+    case MSGPACK_OBJECT_MAP: {
+        msgpack_object_kv *kv = (msgpack_object_kv *)(void *)cur->nodes;
+        cur->nodes += (size_t)src->via.map.size * sizeof *kv;
+        dst->via.map.ptr = src->via.map.size ? kv : NULL;
+        for (uint32_t i = 0; i < src->via.map.size; i++) {
+            clone_copy(&src->via.map.ptr[i].key, &kv[i].key, cur);
+            clone_copy(&src->via.map.ptr[i].val, &kv[i].val, cur);
+        }
+        break;
+    }
+    default: break;
+    }
+}
+
+/* Copy o into one malloc'd block (*block, freed with free()). Returns false
+ * when out of memory. */
+static bool clone_object(const msgpack_object *o, msgpack_object *out, void **block) {
+    clone_size sz = {0, 0, false};
+    clone_measure(o, &sz);
+    if (sz.overflow) return false;
+    /* containers hold pointers and 64-bit values: keep them first, aligned */
+    static_assert(sizeof(msgpack_object) % alignof(msgpack_object) == 0, "object alignment");
+    static_assert(sizeof(msgpack_object_kv) % alignof(msgpack_object) == 0, "kv alignment");
+    char *p = malloc(sz.nodes + sz.bytes + 1);
+    if (p == NULL) return false;
+    clone_cur cur = {p, p + sz.nodes};
+    clone_copy(o, out, &cur);
+    assert(cur.nodes == p + sz.nodes && cur.bytes == p + sz.nodes + sz.bytes);
+    *block = p;
+    return true;
+}
+
+/* --- the write request ---------------------------------------------------------------- */
+
+/* The writer's entry point: the op's apply(). */
+static rp_err write_fn(MDB_txn *txn, void *arg, rp_errbuf *eb) {
+    rp_api_write *w = arg;
+    return w->apply(w, txn, eb);
+}
+
+/* After the commit (or the failure), on the writer thread: reply and free. */
+static void write_done(void *arg, rp_err rc, const rp_errbuf *eb) {
+    rp_api_write *w = arg;
+    if (rc == RP_OK) {
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        w->result(w, &pk);
+        rp_api_ok(&w->rq, &sb);
+        msgpack_sbuffer_destroy(&sb);
+    } else {
+        rp_api_fail_rc(&w->rq, rc, eb);
+    }
+    rp_api_write_free(w);
+}
+
+rp_api_write *rp_api_write_new(const rp_api_req *rq, const msgpack_object *params) {
+    rp_api_write *w = calloc(1, sizeof *w);
+    if (w == NULL) return NULL;
+    if (!clone_object(params, &w->params, &w->block)) {
+        free(w);
+        return NULL;
+    }
+    w->rq = *rq;
+    w->arena = (rp_arena){w->arena_buf, sizeof w->arena_buf, 0};
+    w->wr.fn = write_fn;
+    w->wr.done = write_done;
+    w->wr.arg = w;
+    w->opts.now = rq->now;
+    return w;
+}
+
+void rp_api_write_free(rp_api_write *w) {
+    if (w == NULL) return;
+    if (w->cleanup) w->cleanup(w);
+    free(w->block);
+    free(w);
+}
+
+void rp_api_write_submit(rp_api_write *w) {
+    assert(w->apply != NULL && w->result != NULL);
+    if (rp_store_submit(rp_api_store(w->rq.api), &w->wr) != RP_OK) {
+        rp_api_fail(&w->rq, RP_UNAVAILABLE, "the write queue is full or the server is stopping; retry");
+        rp_api_write_free(w);
+    }
+    /* on success w belongs to the writer until write_done frees it */
+}
+
+void rp_api_write_set_canon(rp_api_write *w, rp_str id) {
+    size_t n = id.n < sizeof w->canon ? id.n : sizeof w->canon;
+    memcpy(w->canon, id.p, n);
+    w->canon_n = n;
+}
+
+/* The canonical id kept by apply(). */
+static rp_str write_canon(const rp_api_write *w) { return (rp_str){w->canon, w->canon_n}; }
+
+/* Resolve id inside txn and keep the canonical id (after the write, so that
+ * the reply names the record that now holds the data). */
+static rp_err keep_canon(rp_api_write *w, MDB_txn *txn, rp_str id, rp_errbuf *eb) {
+    rp_str canon;
+    rp_err rc = rp_store_resolve(rp_api_store(w->rq.api), txn, id, &canon, eb);
+    if (rc != RP_OK) return rc;
+    rp_api_write_set_canon(w, canon);
+    return RP_OK;
+}
+
+/* Start a write: allocate the request or reply UNAVAILABLE. */
+static rp_api_write *write_begin(rp_api_req *rq, const msgpack_object *params) {
+    rp_api_write *w = rp_api_write_new(rq, params);
+    if (w == NULL) rp_api_fail(rq, RP_UNAVAILABLE, "out of memory; retry");
+    return w;
+}
+
+/* Reply with a validation error for field `what` and drop the request. */
+static void write_reject(rp_api_write *w, rp_err rc, const char *what, const rp_errbuf *eb) {
+    char msg[RP_ERRMSG_MAX + 32]; /* room for the prefix; a long sentence is cut */
+    const char *text = eb->msg[0] ? eb->msg : rp_err_text(rc);
+    int n = snprintf(msg, sizeof msg, "%s%s%s", what ? what : "", what ? ": " : "", text);
+    if (n < 0) msg[0] = '\0';
+    rp_api_fail(&w->rq, rc, msg);
+    rp_api_write_free(w);
+}
+
+/* The map parameter `key` of the copied params, or NULL (error in eb). */
+static msgpack_object *param_map(rp_api_write *w, const char *key, rp_errbuf *eb) {
+    msgpack_object *v = (msgpack_object *)rp_mp_get(&w->params, key);
+    if (v == NULL || v->type == MSGPACK_OBJECT_NIL) {
+        rp_errf(eb, RP_BAD_REQUEST, "missing parameter '%s'", key);
+        return NULL;
+    }
+    if (v->type != MSGPACK_OBJECT_MAP) {
+        rp_errf(eb, RP_BAD_REQUEST, "parameter '%s' must be a map", key);
+        return NULL;
+    }
+    return v;
+}
+
+/* Optional expect_version into w->opts. */
+static rp_err param_expect(rp_api_write *w, rp_errbuf *eb) {
+    int64_t v = 0;
+    bool present;
+    rp_err rc = rp_api_param_int(&w->params, "expect_version", 0, INT64_MAX, &v, &present, eb);
+    if (rc != RP_OK) return rc;
+    w->opts.has_expect = present;
+    w->opts.expect_version = (uint64_t)v;
+    return RP_OK;
+}
+
+/* Result {id, version} for customer writes. */
+static void result_id_version(rp_api_write *w, msgpack_packer *pk) {
+    msgpack_pack_map(pk, 2);
+    rp_api_kv_str(pk, "id", write_canon(w));
+    rp_api_kv_uint(pk, "version", w->version);
+}
+
+/* --- customer.put ----------------------------------------------------------------------- */
+
+/* Cleanup of requests whose ext is one malloc'd block. */
+static void free_ext(rp_api_write *w) { free(w->ext); }
+
+/* Give the customer map the id of the request when it has none (a new kv
+ * array with one more entry; the old one stays inside the block). */
+static rp_err customer_with_id(rp_api_write *w, msgpack_object *cust, rp_errbuf *eb) {
+    const msgpack_object *cid = rp_mp_get(cust, "id");
+    if (cid != NULL) {
+        if (cid->type == MSGPACK_OBJECT_STR &&
+            !rp_str_eq((rp_str){cid->via.str.ptr, cid->via.str.size}, w->id))
+            return rp_errf(eb, RP_BAD_REQUEST, "customer.id does not match the id of the request");
+        return RP_OK; /* other types are refused by the decoder */
+    }
+    uint32_t n = cust->via.map.size;
+    msgpack_object_kv *kv = malloc(((size_t)n + 1) * sizeof *kv);
+    if (kv == NULL) return rp_errf(eb, RP_UNAVAILABLE, "out of memory");
+    if (n) memcpy(kv, cust->via.map.ptr, (size_t)n * sizeof *kv);
+    kv[n].key.type = MSGPACK_OBJECT_STR;
+    kv[n].key.via.str.ptr = "id";
+    kv[n].key.via.str.size = 2;
+    kv[n].val.type = MSGPACK_OBJECT_STR;
+    kv[n].val.via.str.ptr = w->id.p;
+    kv[n].val.via.str.size = (uint32_t)w->id.n;
+    cust->via.map.ptr = kv;
+    cust->via.map.size = n + 1;
+    w->ext = kv;
+    w->cleanup = free_ext;
+    return RP_OK;
+}
+
+/* Writer thread: store the whole profile. */
+static rp_err apply_customer_put(rp_api_write *w, MDB_txn *txn, rp_errbuf *eb) {
+    rp_err rc = rp_store_wput_customer(rp_api_store(w->rq.api), txn, &w->c, &w->opts,
+                                       &w->version, eb);
+    if (rc != RP_OK) return rc;
+    rp_api_write_set_canon(w, w->c.id);
+    return RP_OK;
+}
+
+/* customer.put {id, customer, expect_version?} -> {id, version}. Creates or
+ * replaces the whole profile; customer.id must equal id when given. */
+void rp_op_customer_put(rp_api_req *rq, const msgpack_object *params) {
+    static const char *const keys[] = {"id", "customer", "expect_version", NULL};
+    rp_errbuf eb = {0};
+    rp_err rc;
+    rp_api_write *w = write_begin(rq, params);
+    if (w == NULL) return;
+    msgpack_object *cust;
+    if ((rc = rp_api_check_keys(&w->params, keys, &eb)) != RP_OK ||
+        (rc = rp_api_param_id(&w->params, "id", &w->id, &eb)) != RP_OK ||
+        (rc = param_expect(w, &eb)) != RP_OK) {
+        write_reject(w, rc, NULL, &eb);
+        return;
+    }
+    if ((cust = param_map(w, "customer", &eb)) == NULL) {
+        write_reject(w, RP_BAD_REQUEST, NULL, &eb);
+        return;
+    }
+    if ((rc = customer_with_id(w, cust, &eb)) != RP_OK) {
+        write_reject(w, rc, NULL, &eb);
+        return;
+    }
+    const char *country = rp_api_config(rq->api)->default_country;
+    if ((rc = rp_customer_decode(cust, RP_DEC_WIRE, country, &w->arena, &w->c, &eb)) != RP_OK) {
+        write_reject(w, rc, "customer", &eb);
+        return;
+    }
+    w->apply = apply_customer_put;
+    w->result = result_id_version;
+    rp_api_write_submit(w);
+}
+
+/* --- customer.patch ----------------------------------------------------------------------- */
+
+/* Writer thread: merge-patch the stored profile. */
+static rp_err apply_customer_patch(rp_api_write *w, MDB_txn *txn, rp_errbuf *eb) {
+    rp_err rc = rp_store_wpatch_customer(rp_api_store(w->rq.api), txn, w->id, w->patch, &w->opts,
+                                         &w->version, eb);
+    if (rc != RP_OK) return rc;
+    return keep_canon(w, txn, w->id, eb);
+}
+
+/* customer.patch {id, patch, expect_version?} -> {id, version}. The patch
+ * is a merge patch (RFC 7396 semantics, codec.h); it is checked here against
+ * an empty profile so that a bad field is refused before the writer. */
+void rp_op_customer_patch(rp_api_req *rq, const msgpack_object *params) {
+    static const char *const keys[] = {"id", "patch", "expect_version", NULL};
+    rp_errbuf eb = {0};
+    rp_err rc;
+    rp_api_write *w = write_begin(rq, params);
+    if (w == NULL) return;
+    if ((rc = rp_api_check_keys(&w->params, keys, &eb)) != RP_OK ||
+        (rc = rp_api_param_id(&w->params, "id", &w->id, &eb)) != RP_OK ||
+        (rc = param_expect(w, &eb)) != RP_OK) {
+        write_reject(w, rc, NULL, &eb);
+        return;
+    }
+    if ((w->patch = param_map(w, "patch", &eb)) == NULL) {
+        write_reject(w, RP_BAD_REQUEST, NULL, &eb);
+        return;
+    }
+    const char *country = rp_api_config(rq->api)->default_country;
+    memset(&w->c, 0, sizeof w->c);
+    if ((rc = rp_customer_patch(&w->c, w->patch, country, &w->arena, &eb)) != RP_OK) {
+        write_reject(w, rc, "patch", &eb);
+        return;
+    }
+    w->apply = apply_customer_patch;
+    w->result = result_id_version;
+    rp_api_write_submit(w);
+}
+
+/* --- customer.forget ------------------------------------------------------------------------ */
+
+/* Writer thread: erase the customer. */
+static rp_err apply_customer_forget(rp_api_write *w, MDB_txn *txn, rp_errbuf *eb) {
+    return rp_store_wforget(rp_api_store(w->rq.api), txn, w->id, eb);
+}
+
+/* Result {id, forgotten: true}. */
+static void result_forget(rp_api_write *w, msgpack_packer *pk) {
+    msgpack_pack_map(pk, 2);
+    rp_api_kv_str(pk, "id", w->id);
+    rp_api_kv_bool(pk, "forgotten", true);
+}
+
+/* customer.forget {id} -> {id, forgotten: true}: erase every trace. */
+void rp_op_customer_forget(rp_api_req *rq, const msgpack_object *params) {
+    static const char *const keys[] = {"id", NULL};
+    rp_errbuf eb = {0};
+    rp_err rc;
+    rp_api_write *w = write_begin(rq, params);
+    if (w == NULL) return;
+    if ((rc = rp_api_check_keys(&w->params, keys, &eb)) != RP_OK ||
+        (rc = rp_api_param_id(&w->params, "id", &w->id, &eb)) != RP_OK) {
+        write_reject(w, rc, NULL, &eb);
+        return;
+    }
+    w->apply = apply_customer_forget;
+    w->result = result_forget;
+    rp_api_write_submit(w);
+}
+
+/* --- customer.merge ------------------------------------------------------------------------ */
+
+/* Writer thread: fold `from` (w->id) into `into` (w->other). */
+static rp_err apply_customer_merge(rp_api_write *w, MDB_txn *txn, rp_errbuf *eb) {
+    rp_err rc = rp_store_wmerge(rp_api_store(w->rq.api), txn, w->id, w->other, w->rq.now,
+                                &w->version, eb);
+    if (rc != RP_OK) return rc;
+    return keep_canon(w, txn, w->other, eb);
+}
+
+/* customer.merge {from, into} -> {id (the survivor), version}. */
+void rp_op_customer_merge(rp_api_req *rq, const msgpack_object *params) {
+    static const char *const keys[] = {"from", "into", NULL};
+    rp_errbuf eb = {0};
+    rp_err rc;
+    rp_api_write *w = write_begin(rq, params);
+    if (w == NULL) return;
+    if ((rc = rp_api_check_keys(&w->params, keys, &eb)) != RP_OK ||
+        (rc = rp_api_param_id(&w->params, "from", &w->id, &eb)) != RP_OK ||
+        (rc = rp_api_param_id(&w->params, "into", &w->other, &eb)) != RP_OK) {
+        write_reject(w, rc, NULL, &eb);
+        return;
+    }
+    w->apply = apply_customer_merge;
+    w->result = result_id_version;
+    rp_api_write_submit(w);
+}
+
+/* --- event.append -------------------------------------------------------------------------- */
+
+/* Writer thread: append the event. */
+static rp_err apply_event_append(rp_api_write *w, MDB_txn *txn, rp_errbuf *eb) {
+    rp_err rc = rp_store_wappend_event(rp_api_store(w->rq.api), txn, &w->e, w->rq.now, &w->at, eb);
+    if (rc != RP_OK) return rc;
+    return keep_canon(w, txn, w->e.customer_id, eb);
+}
+
+/* Result {customer_id, ts, seq, cursor}. */
+static void result_event(rp_api_write *w, msgpack_packer *pk) {
+    char cur[32];
+    rp_cursor_format(&w->at, cur);
+    msgpack_pack_map(pk, 4);
+    rp_api_kv_str(pk, "customer_id", write_canon(w));
+    rp_api_kv_int(pk, "ts", w->at.ts);
+    rp_api_kv_uint(pk, "seq", w->at.seq);
+    rp_api_kv_str(pk, "cursor", rp_str_c(cur));
+}
+
+/* event.append {event} -> {customer_id, ts, seq, cursor}. */
+void rp_op_event_append(rp_api_req *rq, const msgpack_object *params) {
+    static const char *const keys[] = {"event", NULL};
+    rp_errbuf eb = {0};
+    rp_err rc;
+    rp_api_write *w = write_begin(rq, params);
+    if (w == NULL) return;
+    msgpack_object *ev;
+    if ((rc = rp_api_check_keys(&w->params, keys, &eb)) != RP_OK) {
+        write_reject(w, rc, NULL, &eb);
+        return;
+    }
+    if ((ev = param_map(w, "event", &eb)) == NULL) {
+        write_reject(w, RP_BAD_REQUEST, NULL, &eb);
+        return;
+    }
+    if ((rc = rp_event_decode(ev, RP_DEC_WIRE, &w->e, &eb)) != RP_OK) {
+        write_reject(w, rc, "event", &eb);
+        return;
+    }
+    w->apply = apply_event_append;
+    w->result = result_event;
+    rp_api_write_submit(w);
+}
+
+/* --- issue.put ------------------------------------------------------------------------------ */
+
+/* Writer thread: create or replace the issue. */
+static rp_err apply_issue_put(rp_api_write *w, MDB_txn *txn, rp_errbuf *eb) {
+    rp_err rc = rp_store_wput_issue(rp_api_store(w->rq.api), txn, &w->is, w->rq.now, eb);
+    if (rc != RP_OK) return rc;
+    return keep_canon(w, txn, w->is.customer_id, eb);
+}
+
+/* Result {customer_id, issue_id}. */
+static void result_issue(rp_api_write *w, msgpack_packer *pk) {
+    msgpack_pack_map(pk, 2);
+    rp_api_kv_str(pk, "customer_id", write_canon(w));
+    rp_api_kv_str(pk, "issue_id", w->is.issue_id);
+}
+
+/* issue.put {issue} -> {customer_id, issue_id}: create or replace. */
+void rp_op_issue_put(rp_api_req *rq, const msgpack_object *params) {
+    static const char *const keys[] = {"issue", NULL};
+    rp_errbuf eb = {0};
+    rp_err rc;
+    rp_api_write *w = write_begin(rq, params);
+    if (w == NULL) return;
+    msgpack_object *is;
+    if ((rc = rp_api_check_keys(&w->params, keys, &eb)) != RP_OK) {
+        write_reject(w, rc, NULL, &eb);
+        return;
+    }
+    if ((is = param_map(w, "issue", &eb)) == NULL) {
+        write_reject(w, RP_BAD_REQUEST, NULL, &eb);
+        return;
+    }
+    if ((rc = rp_issue_decode(is, RP_DEC_WIRE, &w->is, &eb)) != RP_OK) {
+        write_reject(w, rc, "issue", &eb);
+        return;
+    }
+    w->apply = apply_issue_put;
+    w->result = result_issue;
+    rp_api_write_submit(w);
+}
