@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "api/ops.h"
 #include "model/codec.h"
 
@@ -226,10 +227,10 @@ void rp_op_import(rp_api_req *rq, const msgpack_object *params) {
         return;
     }
     rp_api_write *w = rp_api_write_new(rq, params);
-    import_state *st = w ? calloc(1, sizeof *st) : NULL;
+    import_state *st = w ? rp_calloc(1, sizeof *st) : NULL;
     size_t nerr = recs->via.array.size < RP_IMPORT_ERRORS_MAX ? recs->via.array.size
                                                               : RP_IMPORT_ERRORS_MAX;
-    if (st && nerr && !strict) st->errs = calloc(nerr, sizeof *st->errs);
+    if (st && nerr && !strict) st->errs = rp_calloc(nerr, sizeof *st->errs);
     if (w == NULL || st == NULL || (nerr && !strict && st->errs == NULL)) {
         if (st) free(st->errs);
         free(st);
@@ -293,7 +294,7 @@ static rp_err export_history(export_page *pg, rp_str id, uint32_t *n) {
             if (pg->evcap > UINT32_MAX / 2 - EXPORT_HISTORY_PAGE)
                 return rp_errf(pg->eb, RP_TOO_LARGE, "export: too many events for one customer");
             uint32_t cap = pg->evcap ? pg->evcap * 2 : EXPORT_HISTORY_PAGE * 4;
-            rp_event *a = realloc(pg->evs, (size_t)cap * sizeof *a);
+            rp_event *a = rp_realloc(pg->evs, (size_t)cap * sizeof *a);
             if (a == NULL) return rp_errf(pg->eb, RP_UNAVAILABLE, "out of memory exporting events");
             pg->evs = a;
             pg->evcap = cap;

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "api/ops.h"
 #include "context/context.h"
 #include "model/codec.h"
@@ -149,7 +150,7 @@ rp_err rp_api_all_issues(rp_store *s, MDB_txn *txn, rp_str id, rp_issue **out, u
     *n = 0;
     *truncated = false;
     for (;;) {
-        rp_issue *a = malloc((size_t)cap * sizeof *a);
+        rp_issue *a = rp_malloc((size_t)cap * sizeof *a);
         if (a == NULL) return rp_errf(eb, RP_UNAVAILABLE, "out of memory reading issues");
         uint32_t got = 0;
         bool more = false;

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "api/ops.h"
 #include "model/codec.h"
 
@@ -121,7 +122,7 @@ static bool clone_object(const msgpack_object *o, msgpack_object *out, void **bl
     /* containers hold pointers and 64-bit values: keep them first, aligned */
     static_assert(sizeof(msgpack_object) % alignof(msgpack_object) == 0, "object alignment");
     static_assert(sizeof(msgpack_object_kv) % alignof(msgpack_object) == 0, "kv alignment");
-    char *p = malloc(sz.nodes + sz.bytes + 1);
+    char *p = rp_malloc(sz.nodes + sz.bytes + 1);
     if (p == NULL) return false;
     clone_cur cur = {p, p + sz.nodes};
     clone_copy(o, out, &cur);
@@ -156,7 +157,7 @@ static void write_done(void *arg, rp_err rc, const rp_errbuf *eb) {
 }
 
 rp_api_write *rp_api_write_new(const rp_api_req *rq, const msgpack_object *params) {
-    rp_api_write *w = calloc(1, sizeof *w);
+    rp_api_write *w = rp_calloc(1, sizeof *w);
     if (w == NULL) return NULL;
     if (!clone_object(params, &w->params, &w->block)) {
         free(w);
@@ -271,7 +272,7 @@ static rp_err customer_with_id(rp_api_write *w, msgpack_object *cust, rp_errbuf 
         return RP_OK; /* other types are refused by the decoder */
     }
     uint32_t n = cust->via.map.size;
-    msgpack_object_kv *kv = malloc(((size_t)n + 1) * sizeof *kv);
+    msgpack_object_kv *kv = rp_malloc(((size_t)n + 1) * sizeof *kv);
     if (kv == NULL) return rp_errf(eb, RP_UNAVAILABLE, "out of memory");
     if (n) memcpy(kv, cust->via.map.ptr, (size_t)n * sizeof *kv);
     kv[n].key.type = MSGPACK_OBJECT_STR;

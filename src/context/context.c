@@ -12,6 +12,7 @@
  * RP_CONTEXT_MAX_ISSUES, plus the engine (card.h). An ambiguous key reads
  * each candidate's profile and issues (at most RP_CARD_MAX_CANDIDATES).
  */
+#include "core/alloc.h"
 #include "context/context.h"
 
 #include <stdlib.h>
@@ -44,7 +45,7 @@ bool rp_context_key_parse(rp_str name, rp_context_key *out) {
 }
 
 rp_err rp_context_scratch_new(rp_context_scratch **out, rp_errbuf *eb) {
-    rp_context_scratch *sc = calloc(1, sizeof *sc);
+    rp_context_scratch *sc = rp_calloc(1, sizeof *sc);
     if (sc == NULL) return rp_errf(eb, RP_UNAVAILABLE, "out of memory for the context scratch");
     *out = sc;
     return RP_OK;
@@ -64,7 +65,7 @@ static rp_err scratch_reserve(rp_context_scratch *sc, uint32_t need, rp_errbuf *
     uint64_t bytes = (uint64_t)need * sizeof(rp_event);
     if (bytes > (uint64_t)(SIZE_MAX / 2))
         return rp_errf(eb, RP_TOO_LARGE, "card_max_events %u is too large", need);
-    rp_event *ev = realloc(sc->events, (size_t)bytes);
+    rp_event *ev = rp_realloc(sc->events, (size_t)bytes);
     if (ev == NULL) return rp_errf(eb, RP_UNAVAILABLE, "out of memory for %u history events", need);
     sc->events = ev;
     sc->events_cap = need;

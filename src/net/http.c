@@ -38,6 +38,7 @@
  * space: phone numbers and e-mail addresses contain '+' and clients rarely
  * encode it. Encode a space as %20.
  */
+#include "core/alloc.h"
 #include "net/http.h"
 
 #include <assert.h>
@@ -153,7 +154,7 @@ static bool conn_insert(rp_http *h, http_conn *c) {
         size_t cap = h->conns_cap ? h->conns_cap * 2 : 64;
         http_conn **old = h->conns;
         size_t oldcap = h->conns_cap;
-        h->conns = calloc(cap, sizeof *h->conns);
+        h->conns = rp_calloc(cap, sizeof *h->conns);
         if (h->conns == NULL) {
             h->conns = old;
             return false;
@@ -475,13 +476,13 @@ static void on_api_reply(void *arg, rp_err rc, const char *msg, const char *resu
     /* the writer thread: copy, and hand back to the loop */
     assert(c->heap);
     c->rc = rc;
-    if (msg) c->msg = strdup(msg);
+    if (msg) c->msg = rp_strdup(msg);
     if (rc == RP_OK && len > 0) {
-        c->data = malloc(len);
+        c->data = rp_malloc(len);
         if (c->data == NULL) {
             c->rc = RP_UNAVAILABLE;
             free(c->msg);
-            c->msg = strdup("out of memory copying the reply");
+            c->msg = rp_strdup("out of memory copying the reply");
         } else {
             memcpy(c->data, result, len);
             c->len = len;
@@ -713,7 +714,7 @@ static rp_err parse_query(http_in *in, const char *query, rp_errbuf *eb) {
                 return rp_errf(eb, RP_BAD_REQUEST, "more than %d query parameters", HTTP_MAX_QUERY);
             qparam *q = &in->q[in->nq];
             q->key = pct_decode(p, kn, NULL);
-            q->val = eq ? pct_decode(eq + 1, n - kn - 1, &q->vlen) : strdup("");
+            q->val = eq ? pct_decode(eq + 1, n - kn - 1, &q->vlen) : rp_strdup("");
             if (!eq) q->vlen = 0;
             if (q->key == NULL || q->val == NULL || q->key[0] == '\0') {
                 free(q->key);
@@ -1169,7 +1170,7 @@ static http_conn *track_conn(rp_http *h, struct evhttp_request *req, const char 
     if (evcon == NULL) return NULL;
     http_conn *c = conn_find(h, evcon);
     if (c) return c;
-    c = calloc(1, sizeof *c);
+    c = rp_calloc(1, sizeof *c);
     if (c != NULL) {
         c->evcon = evcon;
         c->h = h;
@@ -1194,7 +1195,7 @@ static http_conn *track_conn(rp_http *h, struct evhttp_request *req, const char 
 /* A call record for request `in` (heap when its reply may come later). */
 static http_call *call_new(rp_http *h, const http_in *in, http_conn *conn, rp_role role,
                            reply_kind kind, bool heap, http_call *local) {
-    http_call *c = heap ? calloc(1, sizeof *c) : local;
+    http_call *c = heap ? rp_calloc(1, sizeof *c) : local;
     if (c == NULL) return NULL;
     if (!heap) memset(c, 0, sizeof *c);
     c->heap = heap;
@@ -1335,7 +1336,7 @@ static void on_request(struct evhttp_request *req, void *arg) {
 rp_err rp_http_create(rp_loop *loop, evutil_socket_t fd, rp_api *api, const rp_config *cfg,
                       rp_net_stats *stats, rp_http **out, rp_errbuf *eb) {
     assert(loop && api && cfg && stats && out);
-    rp_http *h = calloc(1, sizeof *h);
+    rp_http *h = rp_calloc(1, sizeof *h);
     if (h == NULL) return rp_errf(eb, RP_UNAVAILABLE, "out of memory creating the HTTP face");
     h->loop = loop;
     h->api = api;

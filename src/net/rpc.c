@@ -41,6 +41,7 @@
  * once its buffered part doubled or the socket has gone quiet, so a 4 MiB
  * import costs O(size), not O(size^2 / read size).
  */
+#include "core/alloc.h"
 #include "net/rpc.h"
 
 #include <arpa/inet.h>
@@ -213,7 +214,7 @@ static char *reply_encode(uint32_t msgid, rp_err rc, const char *msg, const char
     size_t tn;
     reply_tail(rc, result, len, &tp, &tn);
     if (tn > SIZE_MAX - h.n) return NULL;
-    char *f = malloc(h.n + tn);
+    char *f = rp_malloc(h.n + tn);
     if (f == NULL) return NULL;
     memcpy(f, h.b, h.n);
     memcpy(f + h.n, tp, tn);
@@ -230,7 +231,7 @@ static rpc_call *call_new(rp_rpc *r, rpc_conn *c) {
         r->nfree--;
         memset(k, 0, sizeof *k);
     } else {
-        k = calloc(1, sizeof *k);
+        k = rp_calloc(1, sizeof *k);
         if (k == NULL) return NULL;
     }
     k->conn = c;
@@ -905,7 +906,7 @@ static void rpc_accept_retry(evutil_socket_t fd, short what, void *arg) {
 static void rpc_adopt(rp_rpc *r, int fd, const struct sockaddr_storage *ss) {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    rpc_conn *c = calloc(1, sizeof *c);
+    rpc_conn *c = rp_calloc(1, sizeof *c);
     struct bufferevent *bev = bufferevent_socket_new(r->base, fd, BEV_OPT_CLOSE_ON_FREE);
     struct event *slow = evtimer_new(r->base, on_slow, c);
     if (c == NULL || bev == NULL || slow == NULL) {
@@ -981,7 +982,7 @@ static void rpc_on_accept(evutil_socket_t lfd, short what, void *arg) {
 rp_err rp_rpc_create(rp_loop *loop, evutil_socket_t fd, rp_api *api, const rp_config *cfg,
                      rp_net_stats *stats, rp_rpc_group *group, rp_rpc **out, rp_errbuf *eb) {
     assert(loop && api && cfg && stats && out);
-    rp_rpc *r = calloc(1, sizeof *r);
+    rp_rpc *r = rp_calloc(1, sizeof *r);
     if (r == NULL) return rp_errf(eb, RP_UNAVAILABLE, "out of memory creating the rpc face");
     r->loop = loop;
     r->base = rp_loop_base(loop);

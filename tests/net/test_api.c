@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "core/alloc.h"
 #include "model/codec.h"
 #include "net/json.h"
 
@@ -894,6 +895,51 @@ static void test_queue_full(void **state) {
     fx_close(&fx);
 }
 
+/* Out of memory on a request's allocation: the hook in core/alloc.h makes
+ * the Nth allocation from now fail. Every request still gets exactly one
+ * reply (OK or UNAVAILABLE), a failed write leaves nothing behind, and the
+ * api works normally once memory is back. */
+static void test_out_of_memory(void **state) {
+    fixture *fx = *state;
+    free(ok_json(fx, "customer.put", "{\"id\":\"oom-base\",\"customer\":{\"name\":\"Base\"}}"));
+    uint64_t failures_before = rp_alloc_failures();
+    int refused = 0;
+    for (int n = 1; n <= 6; n++) {
+        char json[128], id[32];
+        snprintf(id, sizeof id, "oom-%d", n);
+        snprintf(json, sizeof json, "{\"id\":\"%s\",\"customer\":{\"name\":\"N\"}}", id);
+        rp_alloc_fail_at((uint64_t)n, 0);
+        reply *r = call(fx, "customer.put", json);
+        rp_alloc_fail_at(0, 0);
+        assert_true(r->rc == RP_OK || r->rc == RP_UNAVAILABLE);
+        if (n == 1) assert_int_equal(r->rc, RP_UNAVAILABLE); /* the request copy itself */
+        bool written = r->rc == RP_OK;
+        refused += !written;
+        reply_free(r);
+        snprintf(json, sizeof json, "{\"id\":\"%s\"}", id);
+        reply *g = call(fx, "customer.get", json);
+        assert_int_equal(g->rc, written ? RP_OK : RP_NOT_FOUND);
+        reply_free(g);
+    }
+    /* every allocation failing: reads and writes answer, none crash */
+    rp_alloc_fail_at(1, 1);
+    reply *w = call(fx, "event.append",
+                    "{\"event\":{\"customer_id\":\"oom-base\",\"ts\":1700000000,"
+                    "\"channel\":\"phone\",\"kind\":\"contact\"}}");
+    reply *c = call(fx, "context.get", "{\"id\":\"oom-base\"}");
+    reply *h = call(fx, "history.list", "{\"id\":\"oom-base\"}");
+    rp_alloc_fail_at(0, 0);
+    assert_int_equal(w->rc, RP_UNAVAILABLE);
+    assert_true(c->rc == RP_OK || c->rc == RP_UNAVAILABLE);
+    assert_true(h->rc == RP_OK || h->rc == RP_UNAVAILABLE);
+    reply_free(w), reply_free(c), reply_free(h);
+    assert_true(refused >= 1);
+    assert_true(rp_alloc_failures() > failures_before);
+    /* memory is back: all is well */
+    free(ok_json(fx, "customer.get", "{\"id\":\"oom-base\"}"));
+    free(ok_json(fx, "context.get", "{\"id\":\"oom-base\"}"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table),
@@ -910,6 +956,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_concurrent_writes, setup, teardown),
         cmocka_unit_test(test_audit_log_unwritable),
         cmocka_unit_test(test_queue_full),
+        cmocka_unit_test_setup_teardown(test_out_of_memory, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
