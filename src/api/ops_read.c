@@ -406,52 +406,21 @@ static rp_context_key ctx_kind(rp_ident_kind k, bool is_id) {
     return RP_CTX_KEY_ACCOUNT;
 }
 
-/* Append s to ids (comma-separated) if it fits; ids are printable ASCII
- * without spaces or commas' ambiguity (rp_id_check). */
-static void ids_add(char *ids, size_t cap, size_t *used, const msgpack_object *s) {
-    if (s == NULL || s->type != MSGPACK_OBJECT_STR) return;
-    size_t need = s->via.str.size + (*used ? 1 : 0);
-    if (*used + need + 1 > cap) return;
-    if (*used) ids[(*used)++] = ',';
-    memcpy(ids + *used, s->via.str.ptr, s->via.str.size);
-    *used += s->via.str.size;
-    ids[*used] = '\0';
-}
-
-/* Audit a card that shows personal data: one customer (found) or the
- * candidates of an ambiguous key. The card is read back from its bytes, so
- * the audit names exactly who was shown. A card for an unknown key shows no
- * one and is not audited. */
-static void audit_card(const rp_api_req *rq, const char *data, size_t len) {
-    msgpack_zone z;
-    if (!msgpack_zone_init(&z, 2048)) {
-        rp_api_audit(rq, "unknown");
-        return;
-    }
-    msgpack_object card;
-    size_t off = 0;
-    char ids[RP_CARD_MAX_CANDIDATES * (RP_ID_MAX + 1) + 1] = "";
+/* Audit a card that shows personal data: the one customer found, or the
+ * candidates of an ambiguous key (comma-separated). A card for an unknown
+ * key shows no one and is not audited. */
+static void audit_card(const rp_api_req *rq, const rp_context_shown *shown) {
+    if (shown->n == 0) return;
+    char ids[RP_CARD_MAX_CANDIDATES * (RP_ID_MAX + 1) + 1];
     size_t used = 0;
-    bool show = true;
-    if (msgpack_unpack(data, len, &off, &z, &card) != MSGPACK_UNPACK_SUCCESS) {
-        strcpy(ids, "unknown"); /* still audited: a card went out */
-    } else {
-        const msgpack_object *found = rp_mp_get(&card, "found");
-        const msgpack_object *amb = rp_mp_get(&card, "ambiguous");
-        if (found == NULL || found->type != MSGPACK_OBJECT_BOOLEAN || !found->via.boolean) {
-            show = false;
-        } else if (amb && amb->type == MSGPACK_OBJECT_BOOLEAN && amb->via.boolean) {
-            const msgpack_object *cands = rp_mp_get(&card, "candidates");
-            if (cands && cands->type == MSGPACK_OBJECT_ARRAY)
-                for (uint32_t i = 0; i < cands->via.array.size; i++)
-                    ids_add(ids, sizeof ids, &used,
-                            rp_mp_get(&cands->via.array.ptr[i], "customer_id"));
-        } else {
-            ids_add(ids, sizeof ids, &used, rp_mp_get(rp_mp_get(&card, "customer"), "id"));
-        }
+    for (uint32_t i = 0; i < shown->n; i++) {
+        size_t n = strlen(shown->ids[i]);
+        if (used) ids[used++] = ',';
+        memcpy(ids + used, shown->ids[i], n);
+        used += n;
     }
-    if (show) rp_api_audit(rq, ids[0] ? ids : "unknown");
-    msgpack_zone_destroy(&z);
+    ids[used] = '\0';
+    rp_api_audit(rq, ids);
 }
 
 /* context.get {phone|email|account|id, at?} -> the context card. Every card
@@ -471,14 +440,15 @@ void rp_op_context_get(rp_api_req *rq, const msgpack_object *params) {
         return;
     }
     RESULT_BEGIN(sb, pk);
+    rp_context_shown shown;
     rc = rp_context_card(rp_api_store(rq->api), ctx_kind(kind, is_id), key, at,
-                                thread_scratch(), &pk, &eb);
+                                thread_scratch(), &pk, &shown, &eb);
     if (rc != RP_OK) {
         msgpack_sbuffer_destroy(&sb);
         rp_api_fail_rc(rq, rc, &eb);
         return;
     }
-    audit_card(rq, sb.data, sb.size);
+    audit_card(rq, &shown);
     rp_api_ok(rq, &sb);
     msgpack_sbuffer_destroy(&sb);
 }

@@ -148,8 +148,32 @@ static rp_err gather(rp_store *s, MDB_txn *txn, rp_context_key kind, rp_str key,
 
 /* Shared driver of both requests: checks, scratch, transaction, gather,
  * pack (card or route), end. */
+/* Copy who the card shows into *shown (ids truncated to RP_ID_MAX, which
+ * stored ids never exceed). O(candidates). */
+static void note_shown(const rp_card *card, rp_context_shown *shown) {
+    shown->n = 0;
+    if (!card->found) return;
+    if (!card->ambiguous) {
+        if (card->who == NULL) return;
+        rp_str id = card->who->id;
+        size_t n = id.n < RP_ID_MAX ? id.n : RP_ID_MAX;
+        memcpy(shown->ids[0], id.p, n);
+        shown->ids[0][n] = '\0';
+        shown->n = 1;
+        return;
+    }
+    for (uint32_t i = 0; i < card->ncandidates && i < RP_CARD_MAX_CANDIDATES; i++) {
+        rp_str id = card->candidates[i].customer_id;
+        size_t n = id.n < RP_ID_MAX ? id.n : RP_ID_MAX;
+        memcpy(shown->ids[shown->n], id.p, n);
+        shown->ids[shown->n][n] = '\0';
+        shown->n++;
+    }
+}
+
 static rp_err run(rp_store *s, rp_context_key kind, rp_str key, int64_t at, bool route,
-                  rp_context_scratch *scratch, msgpack_packer *pk, rp_errbuf *eb) {
+                  rp_context_scratch *scratch, msgpack_packer *pk, rp_context_shown *shown,
+                  rp_errbuf *eb) {
     if (s == NULL || pk == NULL) return rp_errf(eb, RP_INTERNAL, "context: no store or packer");
     if ((unsigned)kind >= RP_CTX_KEY__COUNT) return rp_errf(eb, RP_BAD_REQUEST, "unknown key kind");
     if (at < 0 || at == INT64_MAX) return rp_errf(eb, RP_BAD_REQUEST, "at must be unix seconds >= 0");
@@ -176,6 +200,7 @@ static rp_err run(rp_store *s, rp_context_key kind, rp_str key, int64_t at, bool
         rp_route_encode(pk, &r);
     } else {
         rp_card_encode(pk, &sc->card);
+        if (shown) note_shown(&sc->card, shown);
     }
 fail:
     if (txn) rp_store_rend(s, txn);
@@ -184,11 +209,12 @@ fail:
 }
 
 rp_err rp_context_card(rp_store *s, rp_context_key kind, rp_str key, int64_t at,
-                       rp_context_scratch *scratch, msgpack_packer *pk, rp_errbuf *eb) {
-    return run(s, kind, key, at, false, scratch, pk, eb);
+                       rp_context_scratch *scratch, msgpack_packer *pk, rp_context_shown *shown,
+                       rp_errbuf *eb) {
+    return run(s, kind, key, at, false, scratch, pk, shown, eb);
 }
 
 rp_err rp_context_route(rp_store *s, rp_context_key kind, rp_str key, int64_t at,
                         rp_context_scratch *scratch, msgpack_packer *pk, rp_errbuf *eb) {
-    return run(s, kind, key, at, true, scratch, pk, eb);
+    return run(s, kind, key, at, true, scratch, pk, NULL, eb);
 }

@@ -61,6 +61,14 @@ rp_err rp_context_scratch_new(rp_context_scratch **out, rp_errbuf *eb);
 /* Free a scratch; NULL is ok. */
 void rp_context_scratch_free(rp_context_scratch *sc);
 
+/* Who a card showed, for the audit log: the one customer, or every
+ * candidate of an ambiguous key; n == 0 for an unknown key. The ids are
+ * copies (the card's own slices die with its read transaction). */
+typedef struct rp_context_shown {
+    uint32_t n;
+    char ids[RP_CARD_MAX_CANDIDATES][RP_ID_MAX + 1];
+} rp_context_shown;
+
 /* Pack the context card for a key as of `at` (one MessagePack map, shape
  * in proto/CARD.md).
  *   s:       an open store (its config gives weights and limits).
@@ -71,13 +79,15 @@ void rp_context_scratch_free(rp_context_scratch *sc);
  *            request gave none.
  *   scratch: working memory, or NULL to allocate one for this call.
  *   pk:      receives exactly one map on RP_OK, nothing otherwise.
+ *   shown:   when not NULL, receives who the card showed (on RP_OK).
  * Returns RP_OK (also for unknown and ambiguous phones/emails/accounts),
  * RP_BAD_REQUEST (bad kind, empty key, a key that cannot be normalized, at
  * out of range), RP_NOT_FOUND (kind id and no such customer),
  * RP_UNAVAILABLE (out of memory, reader table full), RP_INTERNAL (corrupt
  * store). */
 rp_err rp_context_card(rp_store *s, rp_context_key kind, rp_str key, int64_t at,
-                       rp_context_scratch *scratch, msgpack_packer *pk, rp_errbuf *eb);
+                       rp_context_scratch *scratch, msgpack_packer *pk, rp_context_shown *shown,
+                       rp_errbuf *eb);
 
 /* Pack the IVR route answer (found, ambiguous, customer_id, language, tier,
  * priority, intent, issue_id, last_agent) for a key as of `at`. Parameters

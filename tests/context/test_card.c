@@ -1117,7 +1117,7 @@ static rp_err ask(glue *g, bool route, rp_context_key kind, const char *key, int
     msgpack_packer_init(&pk, &p->buf, msgpack_sbuffer_write);
     rp_str k = S(key);
     rp_err rc = route ? rp_context_route(g->s, kind, k, at, sc, &pk, eb)
-                      : rp_context_card(g->s, kind, k, at, sc, &pk, eb);
+                      : rp_context_card(g->s, kind, k, at, sc, &pk, NULL, eb);
     if (rc == RP_OK) {
         msgpack_unpacked_destroy(&p->up);
         unpack(p);
