@@ -20,10 +20,24 @@
  * that callback before it frees anything, with the request either still
  * attached (it will be freed right after: we drop our pointer) or detached
  * because the peer went away while we held it (then it is ours to free).
- * Either way nothing is sent to, or freed through, a dead request. The
- * table is also where open HTTP connections are counted into rp_net_stats
- * and capped by max_connections (shared with the RPC face); a connection is
- * counted from its first request.
+ * Either way nothing is sent to, or freed through, a dead request.
+ *
+ * Counting and deadlines. Every connection gets its record when it is
+ * accepted (evhttp_set_bevcb: we create its bufferevent and keep a
+ * reference to it), so open connections are counted into rp_net_stats and
+ * capped by max_connections (shared with the RPC face) from the first byte,
+ * not from the first complete request. A connection over the cap answers
+ * its first request 503 and closes, or is shut down after a second. Each
+ * connection must deliver a complete request within slow_timeout_ms of its
+ * accept or its previous request (libevent's own timeout restarts on every
+ * byte, so on its own it lets a slowloris drip forever); a connection that
+ * waits on a write or streams an export is exempt while it waits. A sweeper
+ * timer (every slow_timeout_ms / 4, at most 250 ms) enforces the deadlines
+ * by shutting the socket down, and drops the records of connections evhttp
+ * has freed without telling us (those that never completed a request: the
+ * others are dropped in evhttp's close callback): O(connections) per sweep. Reading is also capped at 2 x 16 KiB of unparsed input (a read
+ * watermark), so a client that pipelines without reading cannot make the
+ * server buffer its requests.
  *
  * Limits: headers 16 KiB, body max_request_bytes (libevent answers 413
  * itself, with its own HTML body, before we see the request), every read
@@ -51,14 +65,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/util.h>
 
 #include "model/codec.h"
+#include "model/ident.h"
 #include "net/buf.h"
 #include "net/json.h"
 #include "net/mpcheck.h"
@@ -105,9 +123,13 @@ struct http_call {
 };
 
 struct http_conn {
-    struct evhttp_connection *evcon;
+    struct bufferevent *bev;         /* the key; we hold one reference */
+    struct evhttp_connection *evcon; /* set at its first request; NULL once closed */
     rp_http *h;
-    http_call *call; /* the request this connection waits on */
+    http_call *call;     /* the request this connection waits on */
+    int64_t deadline_ms; /* monotonic: the next request must be complete by then */
+    bool over;           /* accepted beyond max_connections */
+    bool shut;           /* shut down by the sweeper */
 };
 
 struct rp_http {
@@ -121,29 +143,37 @@ struct rp_http {
     rp_mpcheck_limits params_lim; /* the params map around it */
     atomic_uint in_flight;
     http_call *pending;
-    http_conn **conns;            /* open addressing, linear probing */
+    http_conn **conns;            /* open addressing, linear probing, keyed by bev */
     size_t conns_cap, conns_n;
+    struct event *sweeper;        /* deadlines and closed-connection records */
     uint32_t reqid_base;
     uint64_t reqid_seq;
 };
 
+/* Monotonic milliseconds. */
+static int64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* --- the connection table ----------------------------------------------------- */
 
-/* Slot of evcon in the table (a 64-bit mix of the pointer). */
-static size_t conn_hash(const rp_http *h, const struct evhttp_connection *evcon) {
-    uint64_t x = (uint64_t)(uintptr_t)evcon;
+/* Slot of bev in the table (a 64-bit mix of the pointer). */
+static size_t conn_hash(const rp_http *h, const struct bufferevent *bev) {
+    uint64_t x = (uint64_t)(uintptr_t)bev;
     x ^= x >> 33;
     x *= 0xff51afd7ed558ccdULL;
     x ^= x >> 33;
     return (size_t)x & (h->conns_cap - 1);
 }
 
-/* The record of evcon, or NULL. O(1) expected (load <= 1/2). */
-static http_conn *conn_find(rp_http *h, const struct evhttp_connection *evcon) {
+/* The record of bev, or NULL. O(1) expected (load <= 1/2). */
+static http_conn *conn_find(rp_http *h, const struct bufferevent *bev) {
     if (h->conns_cap == 0) return NULL;
-    for (size_t i = conn_hash(h, evcon);; i = (i + 1) & (h->conns_cap - 1)) {
+    for (size_t i = conn_hash(h, bev);; i = (i + 1) & (h->conns_cap - 1)) {
         if (h->conns[i] == NULL) return NULL;
-        if (h->conns[i]->evcon == evcon) return h->conns[i];
+        if (h->conns[i]->bev == bev) return h->conns[i];
     }
 }
 
@@ -162,13 +192,13 @@ static bool conn_insert(rp_http *h, http_conn *c) {
         h->conns_cap = cap;
         for (size_t i = 0; i < oldcap; i++) {
             if (old[i] == NULL) continue;
-            size_t j = conn_hash(h, old[i]->evcon);
+            size_t j = conn_hash(h, old[i]->bev);
             while (h->conns[j]) j = (j + 1) & (cap - 1);
             h->conns[j] = old[i];
         }
         free(old);
     }
-    size_t j = conn_hash(h, c->evcon);
+    size_t j = conn_hash(h, c->bev);
     while (h->conns[j]) j = (j + 1) & (h->conns_cap - 1);
     h->conns[j] = c;
     h->conns_n++;
@@ -177,7 +207,7 @@ static bool conn_insert(rp_http *h, http_conn *c) {
 
 /* Remove c, shifting back the entries of its probe run. */
 static void conn_remove(rp_http *h, http_conn *c) {
-    size_t mask = h->conns_cap - 1, i = conn_hash(h, c->evcon);
+    size_t mask = h->conns_cap - 1, i = conn_hash(h, c->bev);
     while (h->conns[i] != c) {
         assert(h->conns[i] != NULL);
         i = (i + 1) & mask;
@@ -185,7 +215,7 @@ static void conn_remove(rp_http *h, http_conn *c) {
     h->conns[i] = NULL;
     h->conns_n--;
     for (size_t j = (i + 1) & mask; h->conns[j]; j = (j + 1) & mask) {
-        size_t home = conn_hash(h, h->conns[j]->evcon);
+        size_t home = conn_hash(h, h->conns[j]->bev);
         /* move j back to i when i lies cyclically in [home, j) */
         if (((j - home) & mask) >= ((j - i) & mask)) {
             h->conns[i] = h->conns[j];
@@ -229,6 +259,8 @@ static void call_free(http_call *c) {
     free(c);
 }
 
+static void conn_drop(rp_http *h, http_conn *c);
+
 /* The connection is going away (peer closed, timed out, or the server is
  * freeing it). libevent calls this before freeing the connection or its
  * requests. */
@@ -248,9 +280,7 @@ static void on_conn_close(struct evhttp_connection *evcon, void *arg) {
             call_free(c);
         }
     }
-    conn_remove(h, conn);
-    atomic_fetch_sub(&h->stats->conns_open, 1);
-    free(conn);
+    conn_drop(h, conn); /* evhttp still holds its own reference to the bev */
 }
 
 /* --- responses ------------------------------------------------------------------ */
@@ -691,6 +721,10 @@ static rp_err parse_path(http_in *in, const char *path, rp_errbuf *eb) {
         if (in->nseg == HTTP_MAX_SEGMENTS) return rp_errf(eb, RP_NOT_FOUND, "no such route");
         char *d = pct_decode(p, n, NULL);
         if (d == NULL) return rp_errf(eb, RP_BAD_REQUEST, "bad percent-encoding in the path");
+        if (!rp_utf8_valid(d, strlen(d))) {
+            free(d);
+            return rp_errf(eb, RP_BAD_REQUEST, "path segment %zu is not valid UTF-8", (size_t)in->nseg + 1);
+        }
         in->seg[in->nseg++] = d;
         if (!e) break;
         p = e + 1;
@@ -722,6 +756,10 @@ static rp_err parse_query(http_in *in, const char *query, rp_errbuf *eb) {
                 return rp_errf(eb, RP_BAD_REQUEST, "bad query string");
             }
             in->nq++;
+            if (!rp_utf8_valid(q->key, strlen(q->key)))
+                return rp_errf(eb, RP_BAD_REQUEST, "a query parameter name is not valid UTF-8");
+            if (!rp_utf8_valid(q->val, q->vlen))
+                return rp_errf(eb, RP_BAD_REQUEST, "query parameter '%.40s' is not valid UTF-8", q->key);
             for (size_t i = 0; i + 1 < in->nq; i++)
                 if (strcmp(in->q[i].key, q->key) == 0)
                     return rp_errf(eb, RP_BAD_REQUEST, "query parameter '%.40s' is given twice", q->key);
@@ -1163,32 +1201,27 @@ static void serve_metrics(rp_http *h, struct evhttp_request *req, const char *re
 
 /* --- the request callback ------------------------------------------------------ */
 
-/* Find or create the record of req's connection; counts a new connection,
- * and refuses it (503, closed) past max_connections. NULL: replied. */
+/* The record of req's connection (made when it was accepted). Arms the
+ * deadline of its next request, and refuses the request (503, closed) when
+ * the connection was accepted over max_connections. NULL: replied. */
 static http_conn *track_conn(rp_http *h, struct evhttp_request *req, const char *reqid) {
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
     if (evcon == NULL) return NULL;
-    http_conn *c = conn_find(h, evcon);
-    if (c) return c;
-    c = rp_calloc(1, sizeof *c);
-    if (c != NULL) {
-        c->evcon = evcon;
-        c->h = h;
-    }
-    if (c == NULL || !conn_insert(h, c)) {
-        free(c);
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
-        send_error(req, reqid, RP_UNAVAILABLE, "out of memory");
-        return NULL;
-    }
-    evhttp_connection_set_closecb(evcon, on_conn_close, c);
-    atomic_fetch_add(&h->stats->conns_total, 1);
-    if (atomic_fetch_add(&h->stats->conns_open, 1) >= h->cfg->max_connections) {
-        atomic_fetch_add(&h->stats->conns_rejected, 1);
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
+    http_conn *c = conn_find(h, bev);
+    if (c == NULL || c->over) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
         send_error(req, reqid, RP_UNAVAILABLE, "too many connections; retry later");
         return NULL;
     }
+    if (c->evcon == NULL) {
+        c->evcon = evcon;
+        evhttp_connection_set_closecb(evcon, on_conn_close, c);
+    }
+    /* evhttp sets no read watermark: without one it keeps buffering
+     * whatever a pipelining client sends while a reply is written */
+    bufferevent_setwatermark(bev, EV_READ, 0, 2 * HTTP_MAX_HEADERS);
+    c->deadline_ms = mono_ms() + h->cfg->slow_timeout_ms;
     return c;
 }
 
@@ -1331,6 +1364,71 @@ static void on_request(struct evhttp_request *req, void *arg) {
     in_free(&in);
 }
 
+/* evhttp asks for the bufferevent of each accepted connection: make it,
+ * keep a reference, and count the connection (over the cap it is marked
+ * and refused at its first request or by the sweeper). NULL makes evhttp
+ * drop the connection (out of memory). */
+static struct bufferevent *on_new_bev(struct event_base *base, void *arg) {
+    rp_http *h = arg;
+    http_conn *c = rp_calloc(1, sizeof *c);
+    if (c == NULL) return NULL;
+    c->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (c->bev == NULL || !conn_insert(h, c)) {
+        if (c->bev) bufferevent_free(c->bev);
+        free(c);
+        return NULL;
+    }
+    bufferevent_incref(c->bev);
+    c->h = h;
+    atomic_fetch_add(&h->stats->conns_total, 1);
+    if (atomic_fetch_add(&h->stats->conns_open, 1) >= h->cfg->max_connections) {
+        atomic_fetch_add(&h->stats->conns_rejected, 1);
+        c->over = true;
+        c->deadline_ms = mono_ms() + (h->cfg->slow_timeout_ms < 1000 ? h->cfg->slow_timeout_ms : 1000);
+    } else {
+        c->deadline_ms = mono_ms() + h->cfg->slow_timeout_ms;
+    }
+    return c->bev;
+}
+
+/* Drop the record of a connection evhttp has freed (or will never use). */
+static void conn_drop(rp_http *h, http_conn *c) {
+    assert(c->call == NULL);
+    conn_remove(h, c);
+    bufferevent_decref(c->bev); /* the last reference: closes the socket */
+    atomic_fetch_sub(&h->stats->conns_open, 1);
+    free(c);
+}
+
+/* The sweeper: drop the records of freed connections; shut down those past
+ * their deadline that are not waiting on us. O(table size). */
+static void on_sweep(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    rp_http *h = arg;
+    int64_t now = mono_ms();
+    for (size_t i = 0; i < h->conns_cap;) {
+        http_conn *c = h->conns[i];
+        if (c == NULL) {
+            i++;
+            continue;
+        }
+        bufferevent_event_cb ecb = NULL;
+        bufferevent_getcb(c->bev, NULL, NULL, &ecb, NULL);
+        if (ecb == NULL && c->call == NULL) { /* freed by evhttp */
+            conn_drop(h, c);
+            continue; /* the removal may have moved another entry into slot i */
+        }
+        if (!c->shut && c->call == NULL && now >= c->deadline_ms) {
+            evutil_socket_t s = bufferevent_getfd(c->bev);
+            if (s >= 0) shutdown(s, SHUT_RDWR); /* evhttp sees EOF and frees it */
+            c->shut = true;
+            atomic_fetch_add(&h->stats->conns_timed_out, 1);
+        }
+        i++;
+    }
+}
+
 /* --- lifetime ---------------------------------------------------------------------- */
 
 rp_err rp_http_create(rp_loop *loop, evutil_socket_t fd, rp_api *api, const rp_config *cfg,
@@ -1367,11 +1465,17 @@ rp_err rp_http_create(rp_loop *loop, evutil_socket_t fd, rp_api *api, const rp_c
                                             EVHTTP_REQ_POST | EVHTTP_REQ_DELETE);
     evhttp_set_flags(h->http, EVHTTP_SERVER_LINGERING_CLOSE);
     evhttp_set_gencb(h->http, on_request, h);
+    evhttp_set_bevcb(h->http, on_new_bev, h);
+    uint32_t every = cfg->slow_timeout_ms / 4 < 250 ? cfg->slow_timeout_ms / 4 : 250;
+    struct timeval stv = {0, (every ? every : 1) * 1000};
+    h->sweeper = event_new(rp_loop_base(loop), -1, EV_PERSIST, on_sweep, h);
+    if (h->sweeper == NULL || event_add(h->sweeper, &stv) != 0) goto fail;
     h->bound = evhttp_accept_socket_with_handle(h->http, myfd);
     if (h->bound == NULL) goto fail;
     *out = h;
     return RP_OK;
 fail:
+    if (h->sweeper) event_free(h->sweeper);
     if (h->http) evhttp_free(h->http);
     close(myfd); /* not adopted by a listener */
     free(h);
@@ -1404,7 +1508,16 @@ void rp_http_free(rp_http *h) {
             call_free(c);
         }
     }
-    evhttp_free(h->http); /* closes connections: on_conn_close frees each record */
+    if (h->sweeper) event_free(h->sweeper);
+    evhttp_free(h->http); /* frees its connections (on_conn_close runs for each) */
+    for (size_t i = 0; i < h->conns_cap; i++) {
+        http_conn *c = h->conns[i];
+        if (c == NULL) continue;
+        if (c->call) c->call->conn = NULL; /* a call left for the writer */
+        bufferevent_decref(c->bev);
+        atomic_fetch_sub(&h->stats->conns_open, 1);
+        free(c);
+    }
     free(h->conns);
     free(h);
 }
