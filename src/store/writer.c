@@ -4,9 +4,15 @@
  * their rp_write_req into a FIFO queue (an intrusive singly linked list under
  * one mutex, bounded by queue_max) and signal a condition variable. The
  * thread wakes, detaches up to batch_max requests, and — without holding the
- * queue mutex — opens one top-level transaction, runs each request in its own
- * nested transaction (committed into the parent if fn returned RP_OK, aborted
- * otherwise), commits the parent once, and then calls every request's done.
+ * queue mutex — opens one top-level transaction, runs every request's fn in
+ * it, commits once, and then calls every request's done. That is the
+ * optimistic pass: when a fn fails, the whole transaction is aborted and the
+ * batch runs again with each request in its own nested transaction
+ * (committed into the parent if fn returned RP_OK, aborted otherwise), so
+ * one failing request does not spoil the others. Nested transactions are
+ * not free (LMDB allocates a dirty list per child and merges it into the
+ * parent on commit), so batches that succeed whole, the common case, skip
+ * them: the price is running every fn of a batch with a failure twice.
  * While it works, new requests pile up behind it and form the next batch: N
  * concurrent writers pay for one commit (one fsync in sync durability).
  *
@@ -70,7 +76,8 @@ struct rp_writer {
 typedef enum batch_result {
     BATCH_DONE,  /* every request has its final rc (committed or failed) */
     BATCH_FULL,  /* the map is full: nothing committed, grow and retry */
-    BATCH_SPLIT  /* a nested transaction failed: nothing committed, rerun alone */
+    BATCH_SPLIT, /* a nested transaction failed: nothing committed, rerun alone */
+    BATCH_NEST   /* optimistic pass: a fn failed: nothing committed, rerun nested */
 } batch_result;
 
 /* --- small helpers ------------------------------------------------------- */
@@ -177,12 +184,15 @@ static int begin_top(rp_writer *w, MDB_txn **txn) {
 
 /* --- running requests ---------------------------------------------------- */
 
-/* Try the whole batch in one transaction, each request in a nested one; if
- * no request succeeded the transaction is aborted instead of committed.
- * Counts a successful commit in *commits. See batch_result for the outcomes;
- * on BATCH_FULL and BATCH_SPLIT no transaction is left open and the requests'
- * rc are meaningless. O(batch) LMDB calls plus the fns. */
-static batch_result run_batch_once(rp_writer *w, rp_write_req *batch, uint64_t *commits) {
+/* Try the whole batch in one transaction. nested: each request in a nested
+ * transaction (a failing one is rolled back alone); optimistic (!nested):
+ * every fn straight in the batch transaction, and the first failure aborts
+ * everything (BATCH_NEST: run again nested). If no request succeeded the
+ * transaction is aborted instead of committed. Counts a successful commit
+ * in *commits. On BATCH_FULL, BATCH_SPLIT and BATCH_NEST no transaction is
+ * left open and the requests' rc are meaningless. O(batch) LMDB calls plus
+ * the fns. */
+static batch_result run_batch_once(rp_writer *w, rp_write_req *batch, bool nested, uint64_t *commits) {
     MDB_txn *txn = NULL;
     bool any_ok = false;
     int rc = begin_top(w, &txn);
@@ -193,6 +203,16 @@ static batch_result run_batch_once(rp_writer *w, rp_write_req *batch, uint64_t *
     for (rp_write_req *r = batch; r != NULL; r = r->next) {
         MDB_txn *child = NULL;
         req_reset(r);
+        if (!nested) {
+            rp_err e = r->fn(txn, r->arg, &r->eb);
+            if (e != RP_OK) {
+                mdb_txn_abort(txn);
+                return e == RP_STORE_FULL ? BATCH_FULL : BATCH_NEST;
+            }
+            req_set(r, e);
+            any_ok = true;
+            continue;
+        }
         rc = mdb_txn_begin(w->env, txn, 0, &child);
         if (rc != MDB_SUCCESS) goto abort;
         rp_err e = r->fn(child, r->arg, &r->eb);
@@ -275,9 +295,14 @@ static void run_alone(rp_writer *w, rp_write_req *req, uint64_t *commits) {
  * order, reading next before done because done may free the request. */
 static void process_batch(rp_writer *w, rp_write_req *batch) {
     uint64_t commits = 0, ok = 0, failed = 0;
+    bool nested = false;
     for (;;) {
-        batch_result br = run_batch_once(w, batch, &commits);
+        batch_result br = run_batch_once(w, batch, nested, &commits);
         if (br == BATCH_DONE) break;
+        if (br == BATCH_NEST) {
+            nested = true;
+            continue;
+        }
         if (br == BATCH_FULL) {
             rp_errbuf geb = {RP_OK, ""};
             rp_err g = grow_map(w, &geb);
