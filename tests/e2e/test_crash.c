@@ -57,6 +57,7 @@
 #include <unistd.h>
 
 #include "e2e/harness.h"
+#include "e2e/calls.h"
 #include "net/client.h"
 
 #define NTHREADS 6
@@ -71,22 +72,6 @@ static void pk_str(msgpack_packer *pk, const char *s) {
     size_t n = strlen(s);
     msgpack_pack_str(pk, n);
     msgpack_pack_str_body(pk, s, n);
-}
-
-static const msgpack_object *mp_get(const msgpack_object *m, const char *key) {
-    if (m == NULL || m->type != MSGPACK_OBJECT_MAP) return NULL;
-    size_t kl = strlen(key);
-    for (uint32_t i = 0; i < m->via.map.size; i++) {
-        const msgpack_object *k = &m->via.map.ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == kl && memcmp(k->via.str.ptr, key, kl) == 0)
-            return &m->via.map.ptr[i].val;
-    }
-    return NULL;
-}
-
-static bool mp_is_str(const msgpack_object *o, const char *s) {
-    return o && o->type == MSGPACK_OBJECT_STR && o->via.str.size == strlen(s) &&
-           memcmp(o->via.str.ptr, s, o->via.str.size) == 0;
 }
 
 static uint64_t mp_uint(const msgpack_object *o) {

@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "e2e/harness.h"
+#include "e2e/calls.h"
 #include "net/client.h"
 #include "net/json.h"
 
@@ -46,67 +47,6 @@
 #define NEARLY 8       /* customers written before the fill */
 
 /* --- helpers ---------------------------------------------------------------------- */
-
-static void json_params(const char *json, msgpack_sbuffer *sb) {
-    rp_mpcheck_limits lim = rp_client_default_limits();
-    rp_errbuf eb = {0};
-    msgpack_sbuffer_init(sb);
-    if (json == NULL) return;
-    rp_err rc = rp_json_to_msgpack(json, strlen(json), &lim, sb, &eb);
-    if (rc != RP_OK) fprintf(stderr, "bad test JSON: %s: %s\n", json, eb.msg);
-    assert_int_equal(rc, RP_OK);
-}
-
-static rp_err jcall(rp_client *c, const char *method, const char *json, msgpack_object *res, rp_errbuf *eb) {
-    msgpack_sbuffer sb;
-    json_params(json, &sb);
-    msgpack_object dummy;
-    rp_err rc = rp_client_call(c, method, sb.data, sb.size, res ? res : &dummy, eb);
-    msgpack_sbuffer_destroy(&sb);
-    return rc;
-}
-
-static msgpack_object ok_call(rp_client *c, const char *method, const char *json) {
-    msgpack_object res;
-    rp_errbuf eb = {0};
-    rp_err rc = jcall(c, method, json, &res, &eb);
-    if (rc != RP_OK) fprintf(stderr, "%s %s -> %s: %s\n", method, json ? json : "", rp_err_code(rc), eb.msg);
-    assert_int_equal(rc, RP_OK);
-    return res;
-}
-
-/* Call and require code want; returns the message (static buffer). */
-static const char *err_call(rp_client *c, const char *method, const char *json, rp_err want) {
-    static rp_errbuf eb;
-    memset(&eb, 0, sizeof eb);
-    rp_err rc = jcall(c, method, json, NULL, &eb);
-    if (rc != want)
-        fprintf(stderr, "%s %.80s -> %s (%s), wanted %s\n", method, json ? json : "", rp_err_code(rc), eb.msg,
-                rp_err_code(want));
-    assert_int_equal(rc, want);
-    assert_false(rp_client_broken(c));
-    return eb.msg;
-}
-
-static const msgpack_object *mp_get(const msgpack_object *m, const char *key) {
-    if (m == NULL || m->type != MSGPACK_OBJECT_MAP) return NULL;
-    size_t kl = strlen(key);
-    for (uint32_t i = 0; i < m->via.map.size; i++) {
-        const msgpack_object *k = &m->via.map.ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == kl && memcmp(k->via.str.ptr, key, kl) == 0)
-            return &m->via.map.ptr[i].val;
-    }
-    return NULL;
-}
-
-static bool mp_is_str(const msgpack_object *o, const char *s) {
-    return o && o->type == MSGPACK_OBJECT_STR && o->via.str.size == strlen(s) &&
-           memcmp(o->via.str.ptr, s, o->via.str.size) == 0;
-}
-
-static bool mp_is_true(const msgpack_object *o) {
-    return o && o->type == MSGPACK_OBJECT_BOOLEAN && o->via.boolean;
-}
 
 static uint64_t mp_uint(const msgpack_object *o) {
     return o && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? o->via.u64 : 0;
