@@ -266,23 +266,6 @@ void rp_api_audit(const rp_api_req *rq, const char *ids) {
 
 /* --- parameters ------------------------------------------------------------------ */
 
-/* "a string", "an integer"...: for error sentences. */
-static const char *api_type_name(const msgpack_object *o) {
-    switch (o->type) {
-    case MSGPACK_OBJECT_NIL: return "nil";
-    case MSGPACK_OBJECT_BOOLEAN: return "a boolean";
-    case MSGPACK_OBJECT_POSITIVE_INTEGER:
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER: return "an integer";
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64: return "a float";
-    case MSGPACK_OBJECT_STR: return "a string";
-    case MSGPACK_OBJECT_ARRAY: return "an array";
-    case MSGPACK_OBJECT_MAP: return "a map";
-    case MSGPACK_OBJECT_BIN: return "binary";
-    default: return "an extension";
-    }
-}
-
 rp_err rp_api_check_keys(const msgpack_object *params, const char *const *allowed, rp_errbuf *eb) {
     assert(params->type == MSGPACK_OBJECT_MAP);
     for (uint32_t i = 0; i < params->via.map.size; i++) {
@@ -324,7 +307,7 @@ rp_err rp_api_param_id(const msgpack_object *params, const char *key, rp_str *ou
         return rp_errf(eb, RP_BAD_REQUEST, "missing parameter '%s'", key);
     if (v->type != MSGPACK_OBJECT_STR)
         return rp_errf(eb, RP_BAD_REQUEST, "parameter '%s' must be a string (got %s)", key,
-                       api_type_name(v));
+                       rp_mp_type_name(v));
     rp_str s = {v->via.str.ptr, v->via.str.size};
     rp_err rc = rp_id_check(s, key, eb);
     if (rc != RP_OK) return rc;
@@ -345,7 +328,7 @@ rp_err rp_api_param_int(const msgpack_object *params, const char *key, int64_t m
         return rp_errf(eb, RP_BAD_REQUEST, "parameter '%s' is out of range", key);
     else
         return rp_errf(eb, RP_BAD_REQUEST, "parameter '%s' must be an integer (got %s)", key,
-                       api_type_name(v));
+                       rp_mp_type_name(v));
     if (x < min || x > max)
         return rp_errf(eb, RP_BAD_REQUEST, "parameter '%s' must be %" PRId64 "..%" PRId64
                        " (got %" PRId64 ")", key, min, max, x);
@@ -363,7 +346,7 @@ rp_err rp_api_param_bool(const msgpack_object *params, const char *key, bool def
     }
     if (v->type != MSGPACK_OBJECT_BOOLEAN)
         return rp_errf(eb, RP_BAD_REQUEST, "parameter '%s' must be a boolean (got %s)", key,
-                       api_type_name(v));
+                       rp_mp_type_name(v));
     *out = v->via.boolean;
     return RP_OK;
 }
@@ -383,7 +366,7 @@ rp_err rp_api_param_key(const msgpack_object *params, bool allow_id, rp_ident_ki
                            names[found], names[i]);
         if (v->type != MSGPACK_OBJECT_STR)
             return rp_errf(eb, RP_BAD_REQUEST, "parameter '%s' must be a string (got %s)",
-                           names[i], api_type_name(v));
+                           names[i], rp_mp_type_name(v));
         if (v->via.str.size == 0)
             return rp_errf(eb, RP_BAD_REQUEST, "parameter '%s' is empty", names[i]);
         if (v->via.str.size > RP_EMAIL_MAX)

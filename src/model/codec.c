@@ -81,8 +81,7 @@ static const char *printable(const char *p, size_t n, char buf[SHOW_MAX]) {
     return buf;
 }
 
-/* The msgpack type of o in words, for "must be X (got Y)" sentences. */
-static const char *type_name(const msgpack_object *o) {
+const char *rp_mp_type_name(const msgpack_object *o) {
     switch (o->type) {
     case MSGPACK_OBJECT_NIL: return "nil";
     case MSGPACK_OBJECT_BOOLEAN: return "a boolean";
@@ -103,7 +102,7 @@ static const char *type_name(const msgpack_object *o) {
 static rp_err type_fail(const dec *d, const char *field, const char *expected,
                         const msgpack_object *v) {
     return dec_fail(d, RP_BAD_REQUEST, "field '%s' must be %s (got %s)", field, expected,
-                    type_name(v));
+                    rp_mp_type_name(v));
 }
 
 static rp_str obj_str(const msgpack_object *v) {
@@ -481,13 +480,13 @@ static rp_err walk_map(const dec *d, const msgpack_object *o, const char *const 
     if (o == NULL || o->type != MSGPACK_OBJECT_MAP)
         return dec_fail(d, RP_BAD_REQUEST, "%s %s must be a map (got %s)",
                         strchr("aeiou", d->what[0]) ? "an" : "a", d->what,
-                        o ? type_name(o) : "nothing");
+                        o ? rp_mp_type_name(o) : "nothing");
     char show[SHOW_MAX];
     for (uint32_t i = 0; i < o->via.map.size; i++) {
         const msgpack_object_kv *kv = &o->via.map.ptr[i];
         if (kv->key.type != MSGPACK_OBJECT_STR)
             return dec_fail(d, RP_BAD_REQUEST, "field names must be strings (got %s)",
-                            type_name(&kv->key));
+                            rp_mp_type_name(&kv->key));
         rp_str key = obj_str(&kv->key);
         int f = field_index(names, count, key);
         if (f < 0) {
@@ -827,7 +826,7 @@ rp_err rp_mp_str(const msgpack_object *o, const char *key, rp_str *out, rp_errbu
     if (v == NULL || v->type == MSGPACK_OBJECT_NIL) return RP_NOT_FOUND;
     if (v->type != MSGPACK_OBJECT_STR)
         return rp_errf(eb, RP_BAD_REQUEST, "field '%s' must be a string (got %s)", key,
-                       type_name(v));
+                       rp_mp_type_name(v));
     *out = obj_str(v);
     return RP_OK;
 }
@@ -841,7 +840,7 @@ rp_err rp_mp_int(const msgpack_object *o, const char *key, int64_t *out, rp_errb
     }
     if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
         return rp_errf(eb, RP_BAD_REQUEST, "field '%s' must be an integer (got %s)", key,
-                       type_name(v));
+                       rp_mp_type_name(v));
     if (v->via.u64 > (uint64_t)INT64_MAX)
         return rp_errf(eb, RP_BAD_REQUEST, "field '%s' is out of range", key);
     *out = (int64_t)v->via.u64;

@@ -70,6 +70,9 @@ const msgpack_object *rp_mp_get(const msgpack_object *o, const char *key);
 rp_err rp_mp_str(const msgpack_object *o, const char *key, rp_str *out, rp_errbuf *eb);
 /* Read an integer field (positive or negative fixint/int). Same returns. */
 rp_err rp_mp_int(const msgpack_object *o, const char *key, int64_t *out, rp_errbuf *eb);
+/* The msgpack type of o in words ("a string", "an integer", "nil"...), for
+ * "must be X (got Y)" sentences. Never NULL. */
+const char *rp_mp_type_name(const msgpack_object *o);
 /* Pack a slice as a msgpack str. */
 void rp_mp_pack_str(msgpack_packer *pk, rp_str s);
 void rp_mp_pack_cstr(msgpack_packer *pk, const char *s);
