@@ -32,14 +32,16 @@
  * failure of the top-level begin or commit fails every request of the batch
  * with the mapped LMDB error.
  *
- * Async durability: the caller opened the environment with MDB_NOSYNC; the
- * thread remembers when the first commit since the last flush happened and
- * calls mdb_env_sync(force) no later than flush_ms after it (a timed wait on
- * a CLOCK_MONOTONIC condition variable), and once more on stop. A failed
- * flush is retried flush_ms later; the header gives no way to report it.
+ * Async durability: the caller opened the environment with MDB_NOSYNC; a
+ * second thread, the flusher, is told of the first commit since the last
+ * flush and calls mdb_env_sync(force) no later than flush_ms after it (a
+ * timed wait on a CLOCK_MONOTONIC condition variable); the writer thread
+ * flushes once more on stop. The flush runs beside the writer, not on it, so
+ * writes do not pause while the disk flushes (LMDB allows mdb_env_sync
+ * from any thread). A failed flush is retried flush_ms later; the header
+ * gives no way to report it.
  *
- * Limits: the flush runs on the writer thread, so writes pause during it;
- * rerunning one request per transaction after a nested failure gives up group
+ * Limits: rerunning one request per transaction after a nested failure gives up group
  * commit for that batch; fn and done must never wait for the writer (an
  * rp_writer_exec from the writer thread is refused with RP_INTERNAL).
  * Nothing here allocates per request.
@@ -65,11 +67,16 @@ struct rp_writer {
     uint32_t depth;
     bool stopping;
     rp_writer_stats stats;    /* queue_depth is filled from depth on read */
+    /* ... and the flusher's state (async durability only) */
+    pthread_cond_t fwake;     /* signalled on the first commit after a flush, and on stop */
+    bool dirty;               /* commits since the last flush */
+    struct timespec flush_at; /* flush no later than this */
+    bool flusher_stop;
+    pthread_t flusher;
+    bool flusher_started;
 
     /* Writer thread only. */
     uint64_t map_size;        /* current map size in bytes */
-    bool dirty;               /* async: commits since the last flush */
-    struct timespec flush_at; /* async: flush no later than this */
 };
 
 /* What one attempt at running a batch in a single transaction came to. */
@@ -326,12 +333,12 @@ static void process_batch(rp_writer *w, rp_write_req *batch) {
     w->stats.commits += commits;
     w->stats.writes_ok += ok;
     w->stats.writes_failed += failed;
-    pthread_mutex_unlock(&w->mu);
-
     if (w->opts.async && commits > 0 && !w->dirty) {
         w->dirty = true;
         w->flush_at = ts_add_ms(mono_now(), w->opts.flush_ms);
+        pthread_cond_signal(&w->fwake);
     }
+    pthread_mutex_unlock(&w->mu);
     for (rp_write_req *r = batch, *next; r != NULL; r = next) {
         next = r->next;
         r->next = NULL;
@@ -339,10 +346,33 @@ static void process_batch(rp_writer *w, rp_write_req *batch) {
     }
 }
 
-/* Force the environment to disk; on failure try again flush_ms later. */
-static void flush(rp_writer *w) {
-    if (mdb_env_sync(w->env, 1) == MDB_SUCCESS) w->dirty = false;
-    else w->flush_at = ts_add_ms(mono_now(), w->opts.flush_ms);
+/* The flusher thread (async durability): sleep until the first commit
+ * since the last flush, wait until flush_ms after it, force the environment
+ * to disk outside the mutex, repeat. A failed flush is retried flush_ms
+ * later. Exits when told to stop (the writer makes the final flush). */
+static void *flusher_main(void *arg) {
+    rp_writer *w = arg;
+    pthread_mutex_lock(&w->mu);
+    while (!w->flusher_stop) {
+        if (!w->dirty) {
+            pthread_cond_wait(&w->fwake, &w->mu);
+            continue;
+        }
+        if (!ts_reached(mono_now(), w->flush_at)) {
+            pthread_cond_timedwait(&w->fwake, &w->mu, &w->flush_at);
+            continue; /* re-check: stop, or the deadline */
+        }
+        w->dirty = false;
+        pthread_mutex_unlock(&w->mu);
+        int rc = mdb_env_sync(w->env, 1);
+        pthread_mutex_lock(&w->mu);
+        if (rc != MDB_SUCCESS && !w->dirty) {
+            w->dirty = true;
+            w->flush_at = ts_add_ms(mono_now(), w->opts.flush_ms);
+        }
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
 }
 
 /* Detach up to batch_max requests from the head of the queue (mu held).
@@ -368,19 +398,12 @@ static void *writer_main(void *arg) {
     rp_writer *w = arg;
     for (;;) {
         pthread_mutex_lock(&w->mu);
-        while (w->head == NULL && !w->stopping) {
-            if (w->opts.async && w->dirty) {
-                if (pthread_cond_timedwait(&w->wake, &w->mu, &w->flush_at) == ETIMEDOUT) break;
-            } else {
-                pthread_cond_wait(&w->wake, &w->mu);
-            }
-        }
+        while (w->head == NULL && !w->stopping) pthread_cond_wait(&w->wake, &w->mu);
         rp_write_req *batch = take_batch(w);
         bool last = w->stopping && batch == NULL;
         pthread_mutex_unlock(&w->mu);
 
         if (batch != NULL) process_batch(w, batch);
-        if (w->opts.async && w->dirty && ts_reached(mono_now(), w->flush_at)) flush(w);
         if (last) break;
     }
     /* Final flush; nobody is left to hear about a failure (stop returns void). */
@@ -393,7 +416,7 @@ static void *writer_main(void *arg) {
 rp_err rp_writer_start(MDB_env *env, const rp_writer_opts *opts, rp_writer **out, rp_errbuf *eb) {
     rp_writer *w = NULL;
     pthread_condattr_t ca;
-    bool mu_ok = false, cond_ok = false;
+    bool mu_ok = false, cond_ok = false, fcond_ok = false;
     rp_err e;
     int rc;
 
@@ -416,9 +439,17 @@ rp_err rp_writer_start(MDB_env *env, const rp_writer_opts *opts, rp_writer **out
     if ((rc = pthread_condattr_init(&ca)) != 0) goto fail_errno;
     rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     if (rc == 0) rc = pthread_cond_init(&w->wake, &ca);
+    if (rc == 0) {
+        cond_ok = true;
+        rc = pthread_cond_init(&w->fwake, &ca);
+        fcond_ok = rc == 0;
+    }
     pthread_condattr_destroy(&ca);
     if (rc != 0) goto fail_errno;
-    cond_ok = true;
+    if (opts->async) {
+        if ((rc = pthread_create(&w->flusher, NULL, flusher_main, w)) != 0) goto fail_errno;
+        w->flusher_started = true;
+    }
     if ((rc = pthread_create(&w->thread, NULL, writer_main, w)) != 0) goto fail_errno;
     *out = w;
     return RP_OK;
@@ -427,6 +458,14 @@ fail_errno:
     e = rp_err_from_errno(rc);
     if (e != RP_UNAVAILABLE) e = RP_INTERNAL;
     rp_errf(eb, e, "writer: cannot start the writer thread: %s", strerror(rc));
+    if (w->flusher_started) {
+        pthread_mutex_lock(&w->mu);
+        w->flusher_stop = true;
+        pthread_cond_signal(&w->fwake);
+        pthread_mutex_unlock(&w->mu);
+        pthread_join(w->flusher, NULL);
+    }
+    if (fcond_ok) pthread_cond_destroy(&w->fwake);
     if (cond_ok) pthread_cond_destroy(&w->wake);
     if (mu_ok) pthread_mutex_destroy(&w->mu);
     free(w);
@@ -522,8 +561,16 @@ void rp_writer_stop(rp_writer *w) {
     w->stopping = true;
     pthread_cond_signal(&w->wake);
     pthread_mutex_unlock(&w->mu);
-    pthread_join(w->thread, NULL);
+    pthread_join(w->thread, NULL); /* it drained the queue and flushed */
     assert(w->head == NULL && w->depth == 0);
+    if (w->flusher_started) {
+        pthread_mutex_lock(&w->mu);
+        w->flusher_stop = true;
+        pthread_cond_signal(&w->fwake);
+        pthread_mutex_unlock(&w->mu);
+        pthread_join(w->flusher, NULL);
+    }
+    pthread_cond_destroy(&w->fwake);
     pthread_cond_destroy(&w->wake);
     pthread_mutex_destroy(&w->mu);
     free(w);
