@@ -95,7 +95,12 @@ static void demo_national(uint64_t i, char area[4], unsigned *exch, unsigned *li
     *line = (unsigned)(i % 10000);
 }
 
-void rp_demo_phone(const rp_demo_opts *o, uint64_t i, char out[40]) {
+/* Customers whose number is i*40 are duplicate profiles of customer i-1:
+ * same person, same phone, another id. */
+static bool demo_is_dup(uint64_t i) { return i > 1 && i % 40 == 0; }
+
+/* The phone of the person behind profile i, as written (its own format). */
+static void demo_phone_of(const rp_demo_opts *o, uint64_t i, char out[40]) {
     char a[4];
     unsigned ex, ln;
     demo_national(i, a, &ex, &ln);
@@ -110,11 +115,15 @@ void rp_demo_phone(const rp_demo_opts *o, uint64_t i, char out[40]) {
     }
 }
 
+void rp_demo_phone(const rp_demo_opts *o, uint64_t i, char out[40]) {
+    demo_phone_of(o, demo_is_dup(i) ? i - 1 : i, out);
+}
+
 /* A customer's profile line. dup: this customer duplicates customer i-1. */
 static void demo_customer(FILE *f, const rp_demo_opts *o, uint64_t i, demo_rng *r, int64_t since) {
     char id[16], phone[40], email[128];
     uint64_t who = i;
-    bool dup = i > 1 && i % 40 == 0; /* a duplicate profile of the previous customer */
+    bool dup = demo_is_dup(i); /* a duplicate profile of the previous customer */
     if (dup) who = i - 1;
     demo_rng nr = demo_stream(o->seed, who, 11);
     const char *first = PICK(&nr, first_names), *last = PICK(&nr, last_names);
@@ -148,10 +157,10 @@ static void demo_customer(FILE *f, const rp_demo_opts *o, uint64_t i, demo_rng *
     fprintf(f, "},\"rapport_notes\":[");
     if (demo_below(r, 3) == 0) demo_json_str(f, PICK(r, notes));
     fprintf(f, "],\"phones\":[");
-    rp_demo_phone(o, who, phone);
+    demo_phone_of(o, who, phone);
     demo_json_str(f, phone);
     if (i > 1 && i % 50 == 0 && !dup) { /* shared household line with the neighbour */
-        rp_demo_phone(o, i - 1, phone);
+        demo_phone_of(o, i - 1, phone);
         fputc(',', f);
         demo_json_str(f, phone);
     }

@@ -37,7 +37,9 @@ void rp_demo_defaults(rp_demo_opts *o);
 rp_err rp_demo_write(FILE *out, const rp_demo_opts *o, rp_errbuf *eb);
 
 /* The customer id and the phone number (as written, in its demo format) of
- * customer number i (1-based): for picking a sample caller. */
+ * customer number i (1-based): for picking a sample caller. A duplicate
+ * profile (every 40th) has the phone of the customer before it, so that
+ * number answers ambiguously with both profiles. */
 void rp_demo_customer_id(uint64_t i, char out[16]);
 void rp_demo_phone(const rp_demo_opts *o, uint64_t i, char out[40]);
 

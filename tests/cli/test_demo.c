@@ -111,6 +111,20 @@ static void test_sample_phone(void **state) {
     assert_string_not_equal(a, b);
     rp_demo_customer_id(42, id);
     assert_string_equal(id, "c0000042");
+    /* profile 40 duplicates profile 39: same person, same phone */
+    rp_demo_phone(&o, 39, a);
+    rp_demo_phone(&o, 40, b);
+    assert_string_equal(a, b);
+    char line[64];
+    snprintf(line, sizeof line, "\"phones\":[\"%s\"]", b);
+    o.customers = 40;
+    o.now = 1790000000;
+    size_t len;
+    char *text = demo_text(&o, &len);
+    const char *p40 = strstr(text, "\"id\":\"c0000040\"");
+    assert_non_null(p40);
+    assert_non_null(strstr(p40, line));
+    free(text);
 }
 
 int main(void) {
