@@ -40,7 +40,7 @@
 
 #include "core/config.h"
 #include "core/error.h"
-#include "net/mpcheck.h"
+#include "model/mpcheck.h"
 
 /* --- exit codes ------------------------------------------------------------ */
 

@@ -37,7 +37,7 @@
 
 #include "core/config.h"
 #include "core/error.h"
-#include "net/mpcheck.h"
+#include "model/mpcheck.h"
 
 typedef struct rp_client rp_client;
 

@@ -79,7 +79,7 @@
 #include "model/ident.h"
 #include "net/buf.h"
 #include "net/json.h"
-#include "net/mpcheck.h"
+#include "model/mpcheck.h"
 
 #define HTTP_MAX_HEADERS 16384
 #define HTTP_REQID_MAX 64
@@ -349,7 +349,7 @@ static void send_error_status(struct evhttp_request *req, const char *reqid, int
     rp_mp_pack_cstr(&pk, rp_err_code(rc));
     rp_mp_pack_cstr(&pk, "message");
     rp_mp_pack_cstr(&pk, msg && *msg ? msg : rp_err_text(rc));
-    rp_mpcheck_limits lim = {sb.size + 1, 4, 16, 1u << 16, 0};
+    rp_mpcheck_limits lim = {sb.size + 1, 4, 16, 1u << 16, 0, false};
     rp_buf b;
     rp_buf_init(&b, 0);
     if (rp_msgpack_bytes_to_json(sb.data, sb.size, &lim, 0, &b, NULL, NULL) == RP_OK)

@@ -41,7 +41,7 @@
 
 #include "core/error.h"
 #include "net/buf.h"
-#include "net/mpcheck.h"
+#include "model/mpcheck.h"
 
 /* Flags of rp_msgpack_to_json. */
 #define RP_JSON_PRETTY 0x1u /* newlines and two-space indentation */

@@ -66,7 +66,7 @@
 
 #include "model/ident.h"
 #include "net/log.h"
-#include "net/mpcheck.h"
+#include "model/mpcheck.h"
 
 /* A partial frame larger than this is re-walked geometrically (see top). */
 #define RPC_BIG_PARTIAL 65536

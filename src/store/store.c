@@ -46,6 +46,7 @@
 #include "model/ident.h"
 #include "store/keys.h"
 #include "store/store_int.h"
+#include "model/mpcheck.h"
 
 #define RP_STORE_SCHEMA 1u        /* meta "schema": the key layout version */
 #define RP_STORE_ALIAS_HOPS 8     /* alias chains longer than this are corrupt */
@@ -96,12 +97,27 @@ int64_t rp_si_now(int64_t now) { return now > 0 ? now : (int64_t)time(NULL); }
 
 rp_err rp_si_unpack(const MDB_val *v, msgpack_zone *z, msgpack_object *o, const char *what,
                     rp_errbuf *eb) {
-    size_t off = 0;
-    msgpack_unpack_return r = msgpack_unpack(v->mv_data, v->mv_size, &off, z, o);
-    if (r == MSGPACK_UNPACK_NOMEM_ERROR)
-        return rp_errf(eb, RP_UNAVAILABLE, "out of memory decoding a %s", what);
-    if (r != MSGPACK_UNPACK_SUCCESS)
-        return rp_errf(eb, RP_INTERNAL, "corrupt %s: not one MessagePack value", what);
+    /* A stored value is our own bytes, but a corrupted one must not reach
+     * msgpack-c unchecked: it sizes allocations from container headers (a
+     * 5-byte value can ask for 128 GiB) and reports nesting beyond its
+     * 32-level stack as out-of-memory. Walk it first, bounded by its own
+     * length and by what a record can hold; it must be exactly one value.
+     * UTF-8 was checked when the record was written. */
+    static const rp_mpcheck_limits lim_base = {
+        .max_depth = RP_MPCHECK_UNPACK_DEPTH_MAX,
+        .max_container = 1024, /* a record's largest array/map: 64 preferences */
+        .max_string = 65536,   /* its largest string: a 1 KiB summary */
+        .skip_utf8 = true,
+    };
+    rp_mpcheck_limits lim = lim_base;
+    lim.max_bytes = v->mv_size ? v->mv_size : 1;
+    char why[128];
+    size_t len = 0;
+    rp_mpcheck_result r = rp_mpcheck_unpack(v->mv_data, v->mv_size, &lim, z, o, &len, why, sizeof why);
+    if (r == RP_MPC_NOMEM) return rp_errf(eb, RP_UNAVAILABLE, "out of memory decoding a %s", what);
+    if (r != RP_MPC_OK) return rp_errf(eb, RP_INTERNAL, "corrupt %s: %s", what, why);
+    if (len != v->mv_size)
+        return rp_errf(eb, RP_INTERNAL, "corrupt %s: %zu bytes after the value", what, v->mv_size - len);
     return RP_OK;
 }
 

@@ -36,8 +36,9 @@ static void test_bucket_geometry(void **state) {
         uint64_t lo = rp_hist_bucket_low(i), hi = rp_hist_bucket_high(i);
         if (lo >= RP_HIST_SUB) assert_true((hi - lo + 1) * 128 <= lo);
         else assert_int_equal(lo, hi);
-        assert_int_equal(rp_hist_index(lo), i);
-        assert_int_equal(rp_hist_index(hi), i);
+        /* the top buckets reach past RP_HIST_MAX, which rp_hist_index refuses */
+        if (lo <= RP_HIST_MAX) assert_int_equal(rp_hist_index(lo), i);
+        if (hi <= RP_HIST_MAX) assert_int_equal(rp_hist_index(hi), i);
     }
     /* the last octave is only partly used: 60 s is 0.87 * 2^36 */
     uint32_t top = rp_hist_index(RP_HIST_MAX);

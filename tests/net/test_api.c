@@ -167,7 +167,7 @@ static reply *call(fixture *fx, const char *op, const char *json) {
 /* The reply's result as compact JSON (malloc'd). */
 static char *res_json(const reply *r) {
     if (r->rc != RP_OK) fail_msg("expected OK, got %s: %s", rp_err_code(r->rc), r->msg);
-    rp_mpcheck_limits lim = {1u << 26, 64, 1000000, 1u << 20, 0};
+    rp_mpcheck_limits lim = {1u << 26, 64, 1000000, 1u << 20, 0, false};
     rp_buf b;
     rp_buf_init(&b, 0);
     rp_errbuf eb = {0};

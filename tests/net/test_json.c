@@ -17,7 +17,7 @@
 
 #include "net/json.h"
 
-static const rp_mpcheck_limits LIM = {4194304, 16, 10000, 65536, 0};
+static const rp_mpcheck_limits LIM = {4194304, 16, 10000, 65536, 0, false};
 
 /* JSON -> msgpack -> JSON; returns the malloc'd result text (NULL on an
  * error, with the code in *code). */

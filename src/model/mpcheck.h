@@ -40,6 +40,7 @@
 #ifndef RP_MPCHECK_H
 #define RP_MPCHECK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -76,6 +77,9 @@ typedef struct rp_mpcheck_limits {
                              * limit beyond what max_bytes implies (on LP64,
                              * sizeof(msgpack_object) is 24: at most 31 zone
                              * bytes per input byte, padding included) */
+    bool skip_utf8;         /* true: do not check that str values are UTF-8
+                             * (values rapport wrote itself and validated
+                             * then; bad text there is no memory hazard) */
 } rp_mpcheck_limits;
 
 typedef enum rp_mpcheck_result {

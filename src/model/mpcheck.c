@@ -14,7 +14,7 @@
  * (off + need <= max_bytes) also keeps all the size arithmetic below
  * max_bytes, so no sum can overflow.
  */
-#include "net/mpcheck.h"
+#include "model/mpcheck.h"
 
 #include <assert.h>
 #include <stdarg.h>
@@ -183,7 +183,7 @@ static rp_mpcheck_result mpc_bytes(mpc_walk *w, mpc_head h) {
                         "%s at byte %zu is %u bytes, more than the %zu-byte size limit "
                         "leaves room for", what, off, n, w->max);
     if ((r = mpc_want(w, off + hdr + n)) != RP_MPC_OK) return r;
-    if (h.kind == K_STR && !mpc_utf8(w->p + off + hdr, n))
+    if (h.kind == K_STR && !w->lim->skip_utf8 && !mpc_utf8(w->p + off + hdr, n))
         return mpc_fail(w, RP_MPC_INVALID, "string at byte %zu is not valid UTF-8", off);
     w->off = off + hdr + n;
     return RP_MPC_OK;

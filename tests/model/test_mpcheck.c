@@ -13,10 +13,10 @@
 
 #include <msgpack.h>
 
-#include "net/mpcheck.h"
+#include "model/mpcheck.h"
 
 /* The server defaults (config.c). */
-static const rp_mpcheck_limits LIM = {4194304, 16, 10000, 65536, 0};
+static const rp_mpcheck_limits LIM = {4194304, 16, 10000, 65536, 0, false};
 
 /* Build a minimal complete object whose first byte is b, into out.
  * Returns its length; *ok says whether rapport accepts that format. */
