@@ -737,7 +737,11 @@ void rp_store_rend(rp_store *s, MDB_txn *txn) {
 /* ------------------------------------------------------------------------ */
 
 /* Customers first (the common case costs one lookup), then aliases. */
-rp_err rp_store_resolve(rp_store *s, MDB_txn *txn, rp_str id, rp_str *canonical, rp_errbuf *eb) {
+/* Resolve id through aliases; *record (may be NULL) receives the canonical
+ * customer's stored value, found on the way, so a caller that wants the
+ * record does not look it up again. O(hops) mdb_gets. */
+static rp_err resolve_record(rp_store *s, MDB_txn *txn, rp_str id, rp_str *canonical, MDB_val *record,
+                             rp_errbuf *eb) {
     rp_err rc = rp_id_check(id, "id", eb);
     if (rc != RP_OK) return rc;
     rp_str cur = id;
@@ -746,6 +750,7 @@ rp_err rp_store_resolve(rp_store *s, MDB_txn *txn, rp_str id, rp_str *canonical,
         int mrc = mdb_get(txn, s->dbi[RP_DB_CUSTOMERS], &k, &v);
         if (mrc == 0) {
             *canonical = cur;
+            if (record) *record = v;
             return RP_OK;
         }
         if (mrc != MDB_NOTFOUND) return rp_si_mdb(eb, mrc, "reading a customer");
@@ -766,13 +771,15 @@ rp_err rp_store_resolve(rp_store *s, MDB_txn *txn, rp_str id, rp_str *canonical,
     }
 }
 
+rp_err rp_store_resolve(rp_store *s, MDB_txn *txn, rp_str id, rp_str *canonical, rp_errbuf *eb) {
+    return resolve_record(s, txn, id, canonical, NULL, eb);
+}
+
 rp_err rp_store_get_customer(rp_store *s, MDB_txn *txn, rp_str id, rp_customer *out, rp_errbuf *eb) {
     rp_str cid;
-    rp_err rc = rp_store_resolve(s, txn, id, &cid, eb);
+    MDB_val v;
+    rp_err rc = resolve_record(s, txn, id, &cid, &v, eb);
     if (rc != RP_OK) return rc;
-    MDB_val k = mval(cid.p, cid.n), v;
-    int mrc = mdb_get(txn, s->dbi[RP_DB_CUSTOMERS], &k, &v);
-    if (mrc) return rp_si_mdb(eb, mrc, "reading a customer");
     rc = decode_customer(&v, out, eb);
     if (rc != RP_OK) return rc;
     out->id = cid;
