@@ -203,8 +203,10 @@ struct rp_api_write {
     RP_API_WRITE_FIELDS
 };
 
-/* The header of an op's request p, and the op's request of header w. */
-#define RP_API_WHDR(p) ((rp_api_write *)(void *)(p))
+/* The header of an op's request p (any struct that starts with
+ * RP_API_WRITE_FIELDS: the sizeof checks that p has them), and the op's
+ * request of header w. */
+#define RP_API_WHDR(p) ((void)sizeof((p)->desc), (rp_api_write *)(void *)(p))
 #define RP_API_WOP(type, w) ((type *)(void *)(w))
 
 /* Run write op d for rq: check params' keys against d->keys, allocate the
@@ -217,7 +219,9 @@ struct rp_api_write {
 void rp_api_write_run(rp_api_req *rq, const msgpack_object *params, const rp_api_wdesc *d);
 
 /* Copy a canonical id into w->canon (truncated to RP_ID_MAX: ids never
- * exceed it). */
-void rp_api_write_set_canon(rp_api_write *w, rp_str id);
+ * exceed it). w is any op's request (the macro takes its header), so an
+ * apply() passes its own pointer. */
+void rp_api_write_set_canon_hdr(rp_api_write *w, rp_str id);
+#define rp_api_write_set_canon(w, id) rp_api_write_set_canon_hdr(RP_API_WHDR(w), (id))
 
 #endif

@@ -229,7 +229,7 @@ fail:
     write_free(w);
 }
 
-void rp_api_write_set_canon(rp_api_write *w, rp_str id) {
+void rp_api_write_set_canon_hdr(rp_api_write *w, rp_str id) {
     size_t n = id.n < sizeof w->canon ? id.n : sizeof w->canon;
     memcpy(w->canon, id.p, n);
     w->canon_n = n;
@@ -239,14 +239,16 @@ void rp_api_write_set_canon(rp_api_write *w, rp_str id) {
 static rp_str write_canon(const rp_api_write *w) { return (rp_str){w->canon, w->canon_n}; }
 
 /* Resolve id inside txn and keep the canonical id (after the write, so that
- * the reply names the record that now holds the data). */
-static rp_err keep_canon(rp_api_write *w, MDB_txn *txn, rp_str id, rp_errbuf *eb) {
+ * the reply names the record that now holds the data). keep_canon takes any
+ * op's request. */
+static rp_err write_keep_canon(rp_api_write *w, MDB_txn *txn, rp_str id, rp_errbuf *eb) {
     rp_str canon;
     rp_err rc = rp_store_resolve(rp_api_store(w->rq.api), txn, id, &canon, eb);
     if (rc != RP_OK) return rc;
     rp_api_write_set_canon(w, canon);
     return RP_OK;
 }
+#define keep_canon(w, txn, id, eb) write_keep_canon(RP_API_WHDR(w), (txn), (id), (eb))
 
 /* The map parameter `key` of the copied params, or NULL (error in eb). */
 static msgpack_object *param_map(rp_api_write *w, const char *key, rp_errbuf *eb) {
@@ -341,7 +343,7 @@ static rp_err apply_customer_put(rp_api_write *hw, MDB_txn *txn, rp_errbuf *eb) 
     rp_err rc = rp_store_wput_customer(rp_api_store(w->rq.api), txn, &w->c, &w->opts,
                                        &w->version, eb);
     if (rc != RP_OK) return rc;
-    rp_api_write_set_canon(hw, w->c.id);
+    rp_api_write_set_canon(w, w->c.id);
     return RP_OK;
 }
 
@@ -402,7 +404,7 @@ static rp_err apply_customer_patch(rp_api_write *hw, MDB_txn *txn, rp_errbuf *eb
     rp_err rc = rp_store_wpatch_customer(rp_api_store(w->rq.api), txn, w->id, w->patch, &w->opts,
                                          &w->version, eb);
     if (rc != RP_OK) return rc;
-    return keep_canon(hw, txn, w->id, eb);
+    return keep_canon(w, txn, w->id, eb);
 }
 
 /* Result {id, version}. */
@@ -489,7 +491,7 @@ static rp_err apply_customer_merge(rp_api_write *hw, MDB_txn *txn, rp_errbuf *eb
     rp_err rc = rp_store_wmerge(rp_api_store(w->rq.api), txn, w->id, w->other, w->rq.now,
                                 &w->version, eb);
     if (rc != RP_OK) return rc;
-    return keep_canon(hw, txn, w->other, eb);
+    return keep_canon(w, txn, w->other, eb);
 }
 
 /* Result {id (the survivor), version}. */
@@ -532,7 +534,7 @@ static rp_err apply_event_append(rp_api_write *hw, MDB_txn *txn, rp_errbuf *eb) 
     rp_api_wappend *w = RP_API_WOP(rp_api_wappend, hw);
     rp_err rc = rp_store_wappend_event(rp_api_store(w->rq.api), txn, &w->e, w->rq.now, &w->at, eb);
     if (rc != RP_OK) return rc;
-    return keep_canon(hw, txn, w->e.customer_id, eb);
+    return keep_canon(w, txn, w->e.customer_id, eb);
 }
 
 /* Result {customer_id, ts, seq, cursor}. */
@@ -581,7 +583,7 @@ static rp_err apply_issue_put(rp_api_write *hw, MDB_txn *txn, rp_errbuf *eb) {
     rp_api_wissue *w = RP_API_WOP(rp_api_wissue, hw);
     rp_err rc = rp_store_wput_issue(rp_api_store(w->rq.api), txn, &w->is, w->rq.now, eb);
     if (rc != RP_OK) return rc;
-    return keep_canon(hw, txn, w->is.customer_id, eb);
+    return keep_canon(w, txn, w->is.customer_id, eb);
 }
 
 /* Result {customer_id, issue_id}. */
