@@ -4,7 +4,8 @@
  * context every handler gets (rp_api_req), the two ways a handler answers
  * (rp_api_ok / rp_api_fail, which also count metrics), the parameter helpers
  * every handler validates with, and the asynchronous write request the write
- * handlers share (ops_write.c).
+ * handlers share (ops_write.c): a common header, one descriptor per write op
+ * and one skeleton that runs them.
  *
  * Handlers are split by kind:
  *   ops_read.c   ping, customer.get, issue.list, history.list, lookup, stats,
@@ -141,57 +142,86 @@ void rp_op_export(rp_api_req *rq, const msgpack_object *params);
 
 /* --- asynchronous writes (ops_write.c) ------------------------------------- */
 
+/* Every write op has its own request struct. It begins with the fields of
+ * the shared header (RP_API_WRITE_FIELDS, libuv's UV_REQ_FIELDS pattern) and
+ * adds only what that op decodes and what its apply() produces:
+ *
+ *     typedef struct rp_api_wappend {
+ *         RP_API_WRITE_FIELDS
+ *         rp_event e;    // decoded from params.event
+ *         rp_cursor at;  // set by apply
+ *     } rp_api_wappend;
+ *
+ * so a pointer to it is also an rp_api_write * (RP_API_WHDR) and the
+ * skeleton (rp_api_write_run) handles every op the same way. An op is
+ * described once, by an rp_api_wdesc: its allowed keys, its struct size and
+ * its functions. */
+
 typedef struct rp_api_write rp_api_write;
 
+/* Decode and validate the copied params (w->params) into the op's fields
+ * (caller's thread). Returns RP_OK, or the error with its sentence in eb;
+ * *what, when set, names the field the sentence is about ("customer") and
+ * prefixes the reply ("customer: ..."). Slices point into w->block or
+ * w->arena. */
+typedef rp_err (*rp_api_decode_fn)(rp_api_write *w, const char **what, rp_errbuf *eb);
 /* Apply the write inside txn (writer thread; may run more than once, so it
  * only sets fields of w). */
 typedef rp_err (*rp_api_apply_fn)(rp_api_write *w, MDB_txn *txn, rp_errbuf *eb);
 /* Pack the result map after the commit (writer thread). */
 typedef void (*rp_api_result_fn)(rp_api_write *w, msgpack_packer *pk);
-/* Release op-specific memory (any thread). May be NULL. */
+/* Release op-specific memory (any thread; also after a failed decode, so it
+ * must cope with fields left zero). May be NULL. */
 typedef void (*rp_api_cleanup_fn)(rp_api_write *w);
 
 /* Room for the strings a decoder derives (normalized phones and emails). */
 #define RP_API_ARENA (RP_MAX_PHONES * (RP_PHONE_MAX + 1) + RP_MAX_EMAILS * (RP_EMAIL_MAX + 1))
 
-struct rp_api_write {
-    rp_write_req wr;          /* handed to the writer */
-    rp_api_req rq;            /* reply context, copied */
-    void *block;              /* the deep copy of the params (one malloc) */
-    msgpack_object params;    /* ... rooted here */
+/* One write op, described once (static const, next to its functions). */
+typedef struct rp_api_wdesc {
+    const char *const *keys;   /* the params allowed, NULL-terminated */
+    size_t size;               /* sizeof the op's struct (RP_API_WRITE_FIELDS first) */
+    bool arena;                /* needs RP_API_ARENA bytes for derived strings */
+    rp_api_decode_fn decode;
     rp_api_apply_fn apply;
     rp_api_result_fn result;
-    rp_api_cleanup_fn cleanup;
-    rp_arena arena;
-    char arena_buf[RP_API_ARENA];
-    /* decoded request (slices into block / arena) */
-    rp_customer c;
-    rp_event e;
-    rp_issue is;
-    rp_str id, other;         /* id / from, into */
-    const msgpack_object *patch;
-    rp_put_opts opts;
-    /* outcome (set by apply) */
-    uint64_t version;
-    rp_cursor at;
-    char canon[RP_ID_MAX];    /* canonical id after the write */
+    rp_api_cleanup_fn cleanup; /* may be NULL */
+} rp_api_wdesc;
+
+/* The header every write request starts with. */
+#define RP_API_WRITE_FIELDS                                                                    \
+    rp_write_req wr;           /* handed to the writer */                                      \
+    rp_api_req rq;             /* reply context, copied */                                     \
+    const rp_api_wdesc *desc;  /* the op */                                                    \
+    void *block;               /* the deep copy of the params (one malloc) */                  \
+    msgpack_object params;     /* ... rooted here */                                           \
+    rp_arena arena;            /* desc->arena: RP_API_ARENA bytes after the struct; else empty */ \
+    char canon[RP_ID_MAX];     /* canonical id after the write (set by apply) */               \
     size_t canon_n;
-    void *ext;                /* op-specific state (import) */
+
+struct rp_api_write {
+    RP_API_WRITE_FIELDS
 };
 
-/* Allocate a write request for rq with a private deep copy of params
- * (w->params). Returns NULL when out of memory (nothing to free). */
-rp_api_write *rp_api_write_new(const rp_api_req *rq, const msgpack_object *params);
+/* The header of an op's request p (any struct that starts with
+ * RP_API_WRITE_FIELDS: the sizeof checks that p has them), and the op's
+ * request of header w. */
+#define RP_API_WHDR(p) ((void)sizeof((p)->desc), (rp_api_write *)(void *)(p))
+#define RP_API_WOP(type, w) ((type *)(void *)(w))
 
-/* Submit w to the writer; on success the reply comes from the writer thread
- * and w is freed there. On a full queue replies UNAVAILABLE and frees w. */
-void rp_api_write_submit(rp_api_write *w);
-
-/* Free a write request that was not submitted (a validation error). */
-void rp_api_write_free(rp_api_write *w);
+/* Run write op d for rq: check params' keys against d->keys, allocate the
+ * request (d->size, plus the arena when d->arena) with a private deep copy
+ * of params, decode it (d->decode) and submit it to the writer. Any failure
+ * before the submit replies at once (BAD_REQUEST and friends, or
+ * UNAVAILABLE when out of memory) and frees the request. After the submit
+ * the reply comes from the writer thread (or UNAVAILABLE on a full queue).
+ * params is only read during the call. */
+void rp_api_write_run(rp_api_req *rq, const msgpack_object *params, const rp_api_wdesc *d);
 
 /* Copy a canonical id into w->canon (truncated to RP_ID_MAX: ids never
- * exceed it). */
-void rp_api_write_set_canon(rp_api_write *w, rp_str id);
+ * exceed it). w is any op's request (the macro takes its header), so an
+ * apply() passes its own pointer. */
+void rp_api_write_set_canon_hdr(rp_api_write *w, rp_str id);
+#define rp_api_write_set_canon(w, id) rp_api_write_set_canon_hdr(RP_API_WHDR(w), (id))
 
 #endif

@@ -49,13 +49,19 @@ typedef struct import_err {
     char msg[RP_ERRMSG_MAX];
 } import_err;
 
-typedef struct import_state {
+/* The import request: the common write header, the batch, its outcome and
+ * the scratch records each record is decoded into. */
+typedef struct rp_api_wimport {
+    RP_API_WRITE_FIELDS
     const msgpack_object *records; /* the array, inside the request's copy */
     bool strict;
     uint32_t imported, skipped;
-    import_err *errs;              /* the first RP_IMPORT_ERRORS_MAX failures */
+    import_err *errs;              /* the first RP_IMPORT_ERRORS_MAX failures (owned) */
     uint32_t nerrs;
-} import_state;
+    rp_customer c;                 /* scratch: the record being decoded */
+    rp_event e;
+    rp_issue is;
+} rp_api_wimport;
 
 /* The type of record o, or an error sentence. */
 static rp_err record_type(const msgpack_object *o, rec_type *t, rp_errbuf *eb) {
@@ -74,7 +80,7 @@ static rp_err record_type(const msgpack_object *o, rec_type *t, rp_errbuf *eb) {
 
 /* Decode record o into w's scratch records (w->c / w->e / w->is, strings
  * derived into w->arena, which is reset per record). */
-static rp_err record_decode(rp_api_write *w, const msgpack_object *o, rec_type *t, rp_errbuf *eb) {
+static rp_err record_decode(rp_api_wimport *w, const msgpack_object *o, rec_type *t, rp_errbuf *eb) {
     rp_err rc = record_type(o, t, eb);
     if (rc != RP_OK) return rc;
     w->arena.used = 0;
@@ -88,7 +94,7 @@ static rp_err record_decode(rp_api_write *w, const msgpack_object *o, rec_type *
 }
 
 /* Apply one decoded record inside txn. */
-static rp_err record_apply(rp_api_write *w, MDB_txn *txn, rec_type t, rp_errbuf *eb) {
+static rp_err record_apply(rp_api_wimport *w, MDB_txn *txn, rec_type t, rp_errbuf *eb) {
     rp_store *s = rp_api_store(w->rq.api);
     switch (t) {
     case REC_CUSTOMER: {
@@ -111,17 +117,17 @@ static bool systemic(rp_err rc) {
 }
 
 /* Count a skipped record and keep its error (the first ones only). */
-static void import_note(import_state *st, uint32_t index, rp_err code, const rp_errbuf *eb) {
-    st->skipped++;
-    if (st->nerrs >= RP_IMPORT_ERRORS_MAX || st->errs == NULL) return;
-    import_err *e = &st->errs[st->nerrs++];
+static void import_note(rp_api_wimport *w, uint32_t index, rp_err code, const rp_errbuf *eb) {
+    w->skipped++;
+    if (w->nerrs >= RP_IMPORT_ERRORS_MAX || w->errs == NULL) return;
+    import_err *e = &w->errs[w->nerrs++];
     e->index = index;
     e->code = code;
     snprintf(e->msg, sizeof e->msg, "%s", eb->msg[0] ? eb->msg : rp_err_text(code));
 }
 
 /* Run one record in a child transaction of txn. */
-static rp_err import_one(rp_api_write *w, MDB_txn *txn, const msgpack_object *o, rp_errbuf *eb) {
+static rp_err import_one(rp_api_wimport *w, MDB_txn *txn, const msgpack_object *o, rp_errbuf *eb) {
     rec_type t;
     rp_err rc = record_decode(w, o, &t, eb);
     if (rc != RP_OK) return rc;
@@ -149,9 +155,8 @@ static rp_err import_one(rp_api_write *w, MDB_txn *txn, const msgpack_object *o,
  * batches (the common case) pay that once. Returns RP_OK when every record
  * went in (committed into txn), or the first record's failure, in which
  * case nothing of the batch is left in txn. */
-static rp_err import_fast(rp_api_write *w, MDB_txn *txn) {
-    import_state *st = w->ext;
-    const msgpack_object *recs = st->records;
+static rp_err import_fast(rp_api_wimport *w, MDB_txn *txn) {
+    const msgpack_object *recs = w->records;
     MDB_txn *child;
     if (mdb_txn_begin(rp_store_env(rp_api_store(w->rq.api)), txn, 0, &child) != 0) return RP_UNAVAILABLE;
     for (uint32_t i = 0; i < recs->via.array.size; i++) {
@@ -165,37 +170,37 @@ static rp_err import_fast(rp_api_write *w, MDB_txn *txn) {
         }
     }
     if (mdb_txn_commit(child) != 0) return RP_UNAVAILABLE;
-    st->imported = recs->via.array.size;
+    w->imported = recs->via.array.size;
     return RP_OK;
 }
 
 /* Writer thread: the fast path first; when a record fails, every record
  * again in order, each in its own child transaction, so that a bad record
  * is skipped (or, strict, refuses the batch) without losing the others. */
-static rp_err apply_import(rp_api_write *w, MDB_txn *txn, rp_errbuf *eb) {
-    import_state *st = w->ext;
-    st->imported = st->skipped = st->nerrs = 0; /* the writer may run us again */
+static rp_err apply_import(rp_api_write *hw, MDB_txn *txn, rp_errbuf *eb) {
+    rp_api_wimport *w = RP_API_WOP(rp_api_wimport, hw);
+    w->imported = w->skipped = w->nerrs = 0; /* the writer may run us again */
     if (import_fast(w, txn) == RP_OK) return RP_OK;
-    const msgpack_object *recs = st->records;
+    const msgpack_object *recs = w->records;
     for (uint32_t i = 0; i < recs->via.array.size; i++) {
         rp_errbuf reb = {0};
         rp_err rc = import_one(w, txn, &recs->via.array.ptr[i], &reb);
         if (rc == RP_OK) {
-            st->imported++;
+            w->imported++;
             continue;
         }
         if (systemic(rc))
             return rp_errf(eb, rc, "records[%u]: %s", i, reb.msg[0] ? reb.msg : rp_err_text(rc));
-        if (st->strict) /* the batch is a bad request; the record's own code is kept in words */
+        if (w->strict) /* the batch is a bad request; the record's own code is kept in words */
             return rp_errf(eb, RP_BAD_REQUEST, "records[%u]: %s: %s", i, rp_err_code(rc),
                            reb.msg[0] ? reb.msg : rp_err_text(rc));
-        import_note(st, i, rc, &reb);
+        import_note(w, i, rc, &reb);
     }
     return RP_OK;
 }
 
 /* {imported, skipped, errors[, errors_truncated]}. */
-static void pack_import_result(msgpack_packer *pk, const import_state *st) {
+static void pack_import_result(msgpack_packer *pk, const rp_api_wimport *st) {
     bool truncated = st->nerrs < st->skipped;
     msgpack_pack_map(pk, 3 + (truncated ? 1 : 0));
     rp_api_kv_uint(pk, "imported", st->imported);
@@ -212,18 +217,16 @@ static void pack_import_result(msgpack_packer *pk, const import_state *st) {
 }
 
 /* Result of an import request. */
-static void result_import(rp_api_write *w, msgpack_packer *pk) { pack_import_result(pk, w->ext); }
-
-/* Free the import state. */
-static void cleanup_import(rp_api_write *w) {
-    import_state *st = w->ext;
-    if (st) free(st->errs);
-    free(st);
+static void result_import(rp_api_write *hw, msgpack_packer *pk) {
+    pack_import_result(pk, RP_API_WOP(rp_api_wimport, hw));
 }
+
+/* Free the error list. */
+static void cleanup_import(rp_api_write *hw) { free(RP_API_WOP(rp_api_wimport, hw)->errs); }
 
 /* Strict mode: decode every record now, refusing the batch at the first bad
  * one with its index. */
-static rp_err import_prevalidate(rp_api_write *w, const msgpack_object *recs, rp_errbuf *eb) {
+static rp_err import_prevalidate(rp_api_wimport *w, const msgpack_object *recs, rp_errbuf *eb) {
     for (uint32_t i = 0; i < recs->via.array.size; i++) {
         rp_errbuf reb = {0};
         rec_type t;
@@ -234,51 +237,41 @@ static rp_err import_prevalidate(rp_api_write *w, const msgpack_object *recs, rp
     return RP_OK;
 }
 
+/* Caller's thread: {records, strict?}. Room for the error list (non-strict),
+ * or every record decoded now (strict). */
+static rp_err decode_import(rp_api_write *hw, const char **what, rp_errbuf *eb) {
+    (void)what;
+    rp_api_wimport *w = RP_API_WOP(rp_api_wimport, hw);
+    rp_err rc = rp_api_param_bool(&w->params, "strict", false, &w->strict, eb);
+    if (rc != RP_OK) return rc;
+    const msgpack_object *recs = rp_mp_get(&w->params, "records");
+    if (recs == NULL || recs->type == MSGPACK_OBJECT_NIL)
+        return rp_errf(eb, RP_BAD_REQUEST, "missing parameter 'records'");
+    if (recs->type != MSGPACK_OBJECT_ARRAY)
+        return rp_errf(eb, RP_BAD_REQUEST, "parameter 'records' must be an array");
+    w->records = recs;
+    if (w->strict) return import_prevalidate(w, recs, eb);
+    size_t nerr = recs->via.array.size < RP_IMPORT_ERRORS_MAX ? recs->via.array.size
+                                                              : RP_IMPORT_ERRORS_MAX;
+    if (nerr && (w->errs = rp_calloc(nerr, sizeof *w->errs)) == NULL)
+        return rp_errf(eb, RP_UNAVAILABLE, "out of memory; retry");
+    return RP_OK;
+}
+
+static const rp_api_wdesc wdesc_import = {
+    .keys = (const char *const[]){"records", "strict", NULL},
+    .size = sizeof(rp_api_wimport),
+    .arena = true,
+    .decode = decode_import,
+    .apply = apply_import,
+    .result = result_import,
+    .cleanup = cleanup_import,
+};
+
 /* import {records, strict?} -> {imported, skipped, errors: [{index, code,
  * message}]}. */
 void rp_op_import(rp_api_req *rq, const msgpack_object *params) {
-    static const char *const keys[] = {"records", "strict", NULL};
-    rp_errbuf eb = {0};
-    rp_err rc;
-    bool strict;
-    if ((rc = rp_api_check_keys(params, keys, &eb)) != RP_OK ||
-        (rc = rp_api_param_bool(params, "strict", false, &strict, &eb)) != RP_OK) {
-        rp_api_fail_rc(rq, rc, &eb);
-        return;
-    }
-    const msgpack_object *recs = rp_mp_get(params, "records");
-    if (recs == NULL || recs->type == MSGPACK_OBJECT_NIL) {
-        rp_api_fail(rq, RP_BAD_REQUEST, "missing parameter 'records'");
-        return;
-    }
-    if (recs->type != MSGPACK_OBJECT_ARRAY) {
-        rp_api_fail(rq, RP_BAD_REQUEST, "parameter 'records' must be an array");
-        return;
-    }
-    rp_api_write *w = rp_api_write_new(rq, params);
-    import_state *st = w ? rp_calloc(1, sizeof *st) : NULL;
-    size_t nerr = recs->via.array.size < RP_IMPORT_ERRORS_MAX ? recs->via.array.size
-                                                              : RP_IMPORT_ERRORS_MAX;
-    if (st && nerr && !strict) st->errs = rp_calloc(nerr, sizeof *st->errs);
-    if (w == NULL || st == NULL || (nerr && !strict && st->errs == NULL)) {
-        if (st) free(st->errs);
-        free(st);
-        rp_api_write_free(w);
-        rp_api_fail(rq, RP_UNAVAILABLE, "out of memory; retry");
-        return;
-    }
-    w->ext = st;
-    w->cleanup = cleanup_import;
-    st->records = rp_mp_get(&w->params, "records");
-    st->strict = strict;
-    if (strict && (rc = import_prevalidate(w, st->records, &eb)) != RP_OK) {
-        rp_api_fail_rc(rq, rc, &eb);
-        rp_api_write_free(w);
-        return;
-    }
-    w->apply = apply_import;
-    w->result = result_import;
-    rp_api_write_submit(w);
+    rp_api_write_run(rq, params, &wdesc_import);
 }
 
 /* --- export -------------------------------------------------------------------------------- */

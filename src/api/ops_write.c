@@ -1,13 +1,18 @@
 /* ops_write.c — the single-record writes: customer.put, customer.patch,
  * customer.forget, customer.merge, event.append, issue.put; and the
- * asynchronous write request they (and import) share.
+ * asynchronous write request they (and import) share. Each op is a request
+ * struct (RP_API_WRITE_FIELDS first, then its own fields), a decode, apply
+ * and result function, and one static rp_api_wdesc that names them with the
+ * op's allowed keys; its rp_op_* handler only runs the descriptor.
  *
  * A write takes three steps on two threads:
  *
- *   1. caller's thread: the params are deep-copied into one heap block (the
- *      caller's buffer is gone once rp_api_call returns), decoded and
- *      validated from the copy — a bad request replies at once and never
- *      reaches the writer — and the heap request is submitted;
+ *   1. caller's thread (rp_api_write_run, the one skeleton): the keys are
+ *      checked against the op's descriptor, the op's request is allocated
+ *      and the params are deep-copied into one heap block (the caller's
+ *      buffer is gone once rp_api_call returns), decoded and validated from
+ *      the copy by the op's decode() — a bad request replies at once and
+ *      never reaches the writer — and the request is submitted;
  *   2. writer thread, inside the batch's transaction: apply() makes the
  *      change with the rp_store_w* functions. It may run more than once (the
  *      writer retries a batch after growing the map), so it only sets fields
@@ -136,7 +141,16 @@ static bool clone_object(const msgpack_object *o, msgpack_object *out, void **bl
 /* The writer's entry point: the op's apply(). */
 static rp_err write_fn(MDB_txn *txn, void *arg, rp_errbuf *eb) {
     rp_api_write *w = arg;
-    return w->apply(w, txn, eb);
+    return w->desc->apply(w, txn, eb);
+}
+
+/* Free a write request that is not (or no longer) the writer's: the op's
+ * cleanup, the params copy, the request. NULL is ignored. */
+static void write_free(rp_api_write *w) {
+    if (w == NULL) return;
+    if (w->desc->cleanup) w->desc->cleanup(w);
+    free(w->block);
+    free(w);
 }
 
 /* After the commit (or the failure), on the writer thread: reply and free. */
@@ -147,48 +161,75 @@ static void write_done(void *arg, rp_err rc, const rp_errbuf *eb) {
         msgpack_sbuffer_init(&sb);
         msgpack_packer pk;
         msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-        w->result(w, &pk);
+        w->desc->result(w, &pk);
         rp_api_ok(&w->rq, &sb);
         msgpack_sbuffer_destroy(&sb);
     } else {
         rp_api_fail_rc(&w->rq, rc, eb);
     }
-    rp_api_write_free(w);
+    write_free(w);
 }
 
-rp_api_write *rp_api_write_new(const rp_api_req *rq, const msgpack_object *params) {
-    rp_api_write *w = rp_calloc(1, sizeof *w);
+/* Allocate the request of op d for rq (d->size bytes, zeroed, then the
+ * arena when d->arena) with a private deep copy of params (w->params).
+ * Returns NULL when out of memory (nothing to free). */
+static rp_api_write *write_new(const rp_api_req *rq, const msgpack_object *params,
+                               const rp_api_wdesc *d) {
+    assert(d->size >= sizeof(rp_api_write));
+    rp_api_write *w = rp_calloc(1, d->size + (d->arena ? RP_API_ARENA : 0));
     if (w == NULL) return NULL;
     if (!clone_object(params, &w->params, &w->block)) {
         free(w);
         return NULL;
     }
     w->rq = *rq;
-    w->arena = (rp_arena){w->arena_buf, sizeof w->arena_buf, 0};
+    w->desc = d;
+    if (d->arena) w->arena = (rp_arena){(char *)w + d->size, RP_API_ARENA, 0};
     w->wr.fn = write_fn;
     w->wr.done = write_done;
     w->wr.arg = w;
-    w->opts.now = rq->now;
     return w;
 }
 
-void rp_api_write_free(rp_api_write *w) {
-    if (w == NULL) return;
-    if (w->cleanup) w->cleanup(w);
-    free(w->block);
-    free(w);
-}
-
-void rp_api_write_submit(rp_api_write *w) {
-    assert(w->apply != NULL && w->result != NULL);
+/* Submit w to the writer; on success the reply comes from the writer thread
+ * and w is freed there. On a full queue replies UNAVAILABLE and frees w. */
+static void write_submit(rp_api_write *w) {
+    assert(w->desc->apply != NULL && w->desc->result != NULL);
     if (rp_store_submit(rp_api_store(w->rq.api), &w->wr) != RP_OK) {
         rp_api_fail(&w->rq, RP_UNAVAILABLE, "the write queue is full or the server is stopping; retry");
-        rp_api_write_free(w);
+        write_free(w);
     }
     /* on success w belongs to the writer until write_done frees it */
 }
 
-void rp_api_write_set_canon(rp_api_write *w, rp_str id) {
+/* Reply to rq with a validation error, prefixed with field `what` when set. */
+static void write_reject(const rp_api_req *rq, rp_err rc, const char *what, const rp_errbuf *eb) {
+    char msg[RP_ERRMSG_MAX + 32]; /* room for the prefix; a long sentence is cut */
+    const char *text = eb->msg[0] ? eb->msg : rp_err_text(rc);
+    int n = snprintf(msg, sizeof msg, "%s%s%s", what ? what : "", what ? ": " : "", text);
+    if (n < 0) msg[0] = '\0';
+    rp_api_fail(rq, rc, msg);
+}
+
+void rp_api_write_run(rp_api_req *rq, const msgpack_object *params, const rp_api_wdesc *d) {
+    rp_errbuf eb = {0};
+    const char *what = NULL;
+    rp_api_write *w = NULL;
+    rp_err rc = rp_api_check_keys(params, d->keys, &eb);
+    if (rc != RP_OK) goto fail;
+    if ((w = write_new(rq, params, d)) == NULL) {
+        rc = rp_errf(&eb, RP_UNAVAILABLE, "out of memory; retry");
+        goto fail;
+    }
+    if ((rc = d->decode(w, &what, &eb)) != RP_OK) goto fail;
+    write_submit(w);
+    return;
+fail:
+    write_reject(rq, rc, what, &eb);
+    write_free(w);
+}
+
+void rp_api_write_set_canon_hdr(rp_api_write *w, rp_str id) {
     size_t n = id.n < sizeof w->canon ? id.n : sizeof w->canon;
     memcpy(w->canon, id.p, n);
     w->canon_n = n;
@@ -198,31 +239,16 @@ void rp_api_write_set_canon(rp_api_write *w, rp_str id) {
 static rp_str write_canon(const rp_api_write *w) { return (rp_str){w->canon, w->canon_n}; }
 
 /* Resolve id inside txn and keep the canonical id (after the write, so that
- * the reply names the record that now holds the data). */
-static rp_err keep_canon(rp_api_write *w, MDB_txn *txn, rp_str id, rp_errbuf *eb) {
+ * the reply names the record that now holds the data). keep_canon takes any
+ * op's request. */
+static rp_err write_keep_canon(rp_api_write *w, MDB_txn *txn, rp_str id, rp_errbuf *eb) {
     rp_str canon;
     rp_err rc = rp_store_resolve(rp_api_store(w->rq.api), txn, id, &canon, eb);
     if (rc != RP_OK) return rc;
     rp_api_write_set_canon(w, canon);
     return RP_OK;
 }
-
-/* Start a write: allocate the request or reply UNAVAILABLE. */
-static rp_api_write *write_begin(rp_api_req *rq, const msgpack_object *params) {
-    rp_api_write *w = rp_api_write_new(rq, params);
-    if (w == NULL) rp_api_fail(rq, RP_UNAVAILABLE, "out of memory; retry");
-    return w;
-}
-
-/* Reply with a validation error for field `what` and drop the request. */
-static void write_reject(rp_api_write *w, rp_err rc, const char *what, const rp_errbuf *eb) {
-    char msg[RP_ERRMSG_MAX + 32]; /* room for the prefix; a long sentence is cut */
-    const char *text = eb->msg[0] ? eb->msg : rp_err_text(rc);
-    int n = snprintf(msg, sizeof msg, "%s%s%s", what ? what : "", what ? ": " : "", text);
-    if (n < 0) msg[0] = '\0';
-    rp_api_fail(&w->rq, rc, msg);
-    rp_api_write_free(w);
-}
+#define keep_canon(w, txn, id, eb) write_keep_canon(RP_API_WHDR(w), (txn), (id), (eb))
 
 /* The map parameter `key` of the copied params, or NULL (error in eb). */
 static msgpack_object *param_map(rp_api_write *w, const char *key, rp_errbuf *eb) {
@@ -238,32 +264,40 @@ static msgpack_object *param_map(rp_api_write *w, const char *key, rp_errbuf *eb
     return v;
 }
 
-/* Optional expect_version into w->opts. */
-static rp_err param_expect(rp_api_write *w, rp_errbuf *eb) {
+/* Optional expect_version of w's params into opts, and the time of the
+ * call (opts->now). */
+static rp_err param_expect(rp_api_write *w, rp_put_opts *opts, rp_errbuf *eb) {
     int64_t v = 0;
     bool present;
+    opts->now = w->rq.now;
     rp_err rc = rp_api_param_int(&w->params, "expect_version", 0, INT64_MAX, &v, &present, eb);
     if (rc != RP_OK) return rc;
-    w->opts.has_expect = present;
-    w->opts.expect_version = (uint64_t)v;
+    opts->has_expect = present;
+    opts->expect_version = (uint64_t)v;
     return RP_OK;
 }
 
-/* Result {id, version} for customer writes. */
-static void result_id_version(rp_api_write *w, msgpack_packer *pk) {
+/* Pack the result {id: canonical id, version} of a customer write. */
+static void pack_id_version(msgpack_packer *pk, const rp_api_write *w, uint64_t version) {
     msgpack_pack_map(pk, 2);
     rp_api_kv_str(pk, "id", write_canon(w));
-    rp_api_kv_uint(pk, "version", w->version);
+    rp_api_kv_uint(pk, "version", version);
 }
 
 /* --- customer.put ----------------------------------------------------------------------- */
 
-/* Cleanup of requests whose ext is one malloc'd block. */
-static void free_ext(rp_api_write *w) { free(w->ext); }
+typedef struct rp_api_wput {
+    RP_API_WRITE_FIELDS
+    rp_str id;              /* the id of the request */
+    rp_customer c;          /* the profile (slices into block / arena) */
+    rp_put_opts opts;
+    msgpack_object_kv *kv;  /* the customer map with "id" added, or NULL (owned) */
+    uint64_t version;       /* outcome */
+} rp_api_wput;
 
 /* Give the customer map the id of the request when it has none (a new kv
  * array with one more entry; the old one stays inside the block). */
-static rp_err customer_with_id(rp_api_write *w, msgpack_object *cust, rp_errbuf *eb) {
+static rp_err customer_with_id(rp_api_wput *w, msgpack_object *cust, rp_errbuf *eb) {
     const msgpack_object *cid = rp_mp_get(cust, "id");
     if (cid != NULL) {
         if (cid->type == MSGPACK_OBJECT_STR &&
@@ -283,13 +317,29 @@ static rp_err customer_with_id(rp_api_write *w, msgpack_object *cust, rp_errbuf 
     kv[n].val.via.str.size = (uint32_t)w->id.n;
     cust->via.map.ptr = kv;
     cust->via.map.size = n + 1;
-    w->ext = kv;
-    w->cleanup = free_ext;
+    w->kv = kv;
     return RP_OK;
 }
 
+/* Caller's thread: {id, customer, expect_version?}; customer.id must equal
+ * id when given. */
+static rp_err decode_customer_put(rp_api_write *hw, const char **what, rp_errbuf *eb) {
+    rp_api_wput *w = RP_API_WOP(rp_api_wput, hw);
+    rp_err rc;
+    msgpack_object *cust;
+    if ((rc = rp_api_param_id(&w->params, "id", &w->id, eb)) != RP_OK ||
+        (rc = param_expect(hw, &w->opts, eb)) != RP_OK)
+        return rc;
+    if ((cust = param_map(hw, "customer", eb)) == NULL) return RP_BAD_REQUEST;
+    if ((rc = customer_with_id(w, cust, eb)) != RP_OK) return rc;
+    const char *country = rp_api_config(w->rq.api)->default_country;
+    *what = "customer";
+    return rp_customer_decode(cust, RP_DEC_WIRE, country, &w->arena, &w->c, eb);
+}
+
 /* Writer thread: store the whole profile. */
-static rp_err apply_customer_put(rp_api_write *w, MDB_txn *txn, rp_errbuf *eb) {
+static rp_err apply_customer_put(rp_api_write *hw, MDB_txn *txn, rp_errbuf *eb) {
+    rp_api_wput *w = RP_API_WOP(rp_api_wput, hw);
     rp_err rc = rp_store_wput_customer(rp_api_store(w->rq.api), txn, &w->c, &w->opts,
                                        &w->version, eb);
     if (rc != RP_OK) return rc;
@@ -297,220 +347,262 @@ static rp_err apply_customer_put(rp_api_write *w, MDB_txn *txn, rp_errbuf *eb) {
     return RP_OK;
 }
 
+/* Result {id, version}. */
+static void result_customer_put(rp_api_write *hw, msgpack_packer *pk) {
+    pack_id_version(pk, hw, RP_API_WOP(rp_api_wput, hw)->version);
+}
+
+/* Free the customer map customer_with_id made. */
+static void cleanup_customer_put(rp_api_write *hw) { free(RP_API_WOP(rp_api_wput, hw)->kv); }
+
+static const rp_api_wdesc wdesc_customer_put = {
+    .keys = (const char *const[]){"id", "customer", "expect_version", NULL},
+    .size = sizeof(rp_api_wput),
+    .arena = true,
+    .decode = decode_customer_put,
+    .apply = apply_customer_put,
+    .result = result_customer_put,
+    .cleanup = cleanup_customer_put,
+};
+
 /* customer.put {id, customer, expect_version?} -> {id, version}. Creates or
- * replaces the whole profile; customer.id must equal id when given. */
+ * replaces the whole profile. */
 void rp_op_customer_put(rp_api_req *rq, const msgpack_object *params) {
-    static const char *const keys[] = {"id", "customer", "expect_version", NULL};
-    rp_errbuf eb = {0};
-    rp_err rc;
-    rp_api_write *w = write_begin(rq, params);
-    if (w == NULL) return;
-    msgpack_object *cust;
-    if ((rc = rp_api_check_keys(&w->params, keys, &eb)) != RP_OK ||
-        (rc = rp_api_param_id(&w->params, "id", &w->id, &eb)) != RP_OK ||
-        (rc = param_expect(w, &eb)) != RP_OK) {
-        write_reject(w, rc, NULL, &eb);
-        return;
-    }
-    if ((cust = param_map(w, "customer", &eb)) == NULL) {
-        write_reject(w, RP_BAD_REQUEST, NULL, &eb);
-        return;
-    }
-    if ((rc = customer_with_id(w, cust, &eb)) != RP_OK) {
-        write_reject(w, rc, NULL, &eb);
-        return;
-    }
-    const char *country = rp_api_config(rq->api)->default_country;
-    if ((rc = rp_customer_decode(cust, RP_DEC_WIRE, country, &w->arena, &w->c, &eb)) != RP_OK) {
-        write_reject(w, rc, "customer", &eb);
-        return;
-    }
-    w->apply = apply_customer_put;
-    w->result = result_id_version;
-    rp_api_write_submit(w);
+    rp_api_write_run(rq, params, &wdesc_customer_put);
 }
 
 /* --- customer.patch ----------------------------------------------------------------------- */
 
+typedef struct rp_api_wpatch {
+    RP_API_WRITE_FIELDS
+    rp_str id;
+    const msgpack_object *patch; /* the merge patch, inside block */
+    rp_customer c;               /* the patch applied to an empty profile (its check) */
+    rp_put_opts opts;
+    uint64_t version;            /* outcome */
+} rp_api_wpatch;
+
+/* Caller's thread: {id, patch, expect_version?}. The patch is a merge patch
+ * (RFC 7396 semantics, codec.h); it is checked here against an empty profile
+ * so that a bad field is refused before the writer. */
+static rp_err decode_customer_patch(rp_api_write *hw, const char **what, rp_errbuf *eb) {
+    rp_api_wpatch *w = RP_API_WOP(rp_api_wpatch, hw);
+    rp_err rc;
+    if ((rc = rp_api_param_id(&w->params, "id", &w->id, eb)) != RP_OK ||
+        (rc = param_expect(hw, &w->opts, eb)) != RP_OK)
+        return rc;
+    if ((w->patch = param_map(hw, "patch", eb)) == NULL) return RP_BAD_REQUEST;
+    const char *country = rp_api_config(w->rq.api)->default_country;
+    memset(&w->c, 0, sizeof w->c);
+    *what = "patch";
+    return rp_customer_patch(&w->c, w->patch, country, &w->arena, eb);
+}
+
 /* Writer thread: merge-patch the stored profile. */
-static rp_err apply_customer_patch(rp_api_write *w, MDB_txn *txn, rp_errbuf *eb) {
+static rp_err apply_customer_patch(rp_api_write *hw, MDB_txn *txn, rp_errbuf *eb) {
+    rp_api_wpatch *w = RP_API_WOP(rp_api_wpatch, hw);
     rp_err rc = rp_store_wpatch_customer(rp_api_store(w->rq.api), txn, w->id, w->patch, &w->opts,
                                          &w->version, eb);
     if (rc != RP_OK) return rc;
     return keep_canon(w, txn, w->id, eb);
 }
 
-/* customer.patch {id, patch, expect_version?} -> {id, version}. The patch
- * is a merge patch (RFC 7396 semantics, codec.h); it is checked here against
- * an empty profile so that a bad field is refused before the writer. */
+/* Result {id, version}. */
+static void result_customer_patch(rp_api_write *hw, msgpack_packer *pk) {
+    pack_id_version(pk, hw, RP_API_WOP(rp_api_wpatch, hw)->version);
+}
+
+static const rp_api_wdesc wdesc_customer_patch = {
+    .keys = (const char *const[]){"id", "patch", "expect_version", NULL},
+    .size = sizeof(rp_api_wpatch),
+    .arena = true,
+    .decode = decode_customer_patch,
+    .apply = apply_customer_patch,
+    .result = result_customer_patch,
+};
+
+/* customer.patch {id, patch, expect_version?} -> {id, version}. */
 void rp_op_customer_patch(rp_api_req *rq, const msgpack_object *params) {
-    static const char *const keys[] = {"id", "patch", "expect_version", NULL};
-    rp_errbuf eb = {0};
-    rp_err rc;
-    rp_api_write *w = write_begin(rq, params);
-    if (w == NULL) return;
-    if ((rc = rp_api_check_keys(&w->params, keys, &eb)) != RP_OK ||
-        (rc = rp_api_param_id(&w->params, "id", &w->id, &eb)) != RP_OK ||
-        (rc = param_expect(w, &eb)) != RP_OK) {
-        write_reject(w, rc, NULL, &eb);
-        return;
-    }
-    if ((w->patch = param_map(w, "patch", &eb)) == NULL) {
-        write_reject(w, RP_BAD_REQUEST, NULL, &eb);
-        return;
-    }
-    const char *country = rp_api_config(rq->api)->default_country;
-    memset(&w->c, 0, sizeof w->c);
-    if ((rc = rp_customer_patch(&w->c, w->patch, country, &w->arena, &eb)) != RP_OK) {
-        write_reject(w, rc, "patch", &eb);
-        return;
-    }
-    w->apply = apply_customer_patch;
-    w->result = result_id_version;
-    rp_api_write_submit(w);
+    rp_api_write_run(rq, params, &wdesc_customer_patch);
 }
 
 /* --- customer.forget ------------------------------------------------------------------------ */
 
+typedef struct rp_api_wforget {
+    RP_API_WRITE_FIELDS
+    rp_str id;
+} rp_api_wforget;
+
+/* Caller's thread: {id}. */
+static rp_err decode_customer_forget(rp_api_write *hw, const char **what, rp_errbuf *eb) {
+    (void)what;
+    rp_api_wforget *w = RP_API_WOP(rp_api_wforget, hw);
+    return rp_api_param_id(&w->params, "id", &w->id, eb);
+}
+
 /* Writer thread: erase the customer. */
-static rp_err apply_customer_forget(rp_api_write *w, MDB_txn *txn, rp_errbuf *eb) {
+static rp_err apply_customer_forget(rp_api_write *hw, MDB_txn *txn, rp_errbuf *eb) {
+    rp_api_wforget *w = RP_API_WOP(rp_api_wforget, hw);
     return rp_store_wforget(rp_api_store(w->rq.api), txn, w->id, eb);
 }
 
 /* Result {id, forgotten: true}. */
-static void result_forget(rp_api_write *w, msgpack_packer *pk) {
+static void result_forget(rp_api_write *hw, msgpack_packer *pk) {
+    rp_api_wforget *w = RP_API_WOP(rp_api_wforget, hw);
     msgpack_pack_map(pk, 2);
     rp_api_kv_str(pk, "id", w->id);
     rp_api_kv_bool(pk, "forgotten", true);
 }
 
+static const rp_api_wdesc wdesc_customer_forget = {
+    .keys = (const char *const[]){"id", NULL},
+    .size = sizeof(rp_api_wforget),
+    .decode = decode_customer_forget,
+    .apply = apply_customer_forget,
+    .result = result_forget,
+};
+
 /* customer.forget {id} -> {id, forgotten: true}: erase every trace. */
 void rp_op_customer_forget(rp_api_req *rq, const msgpack_object *params) {
-    static const char *const keys[] = {"id", NULL};
-    rp_errbuf eb = {0};
-    rp_err rc;
-    rp_api_write *w = write_begin(rq, params);
-    if (w == NULL) return;
-    if ((rc = rp_api_check_keys(&w->params, keys, &eb)) != RP_OK ||
-        (rc = rp_api_param_id(&w->params, "id", &w->id, &eb)) != RP_OK) {
-        write_reject(w, rc, NULL, &eb);
-        return;
-    }
-    w->apply = apply_customer_forget;
-    w->result = result_forget;
-    rp_api_write_submit(w);
+    rp_api_write_run(rq, params, &wdesc_customer_forget);
 }
 
 /* --- customer.merge ------------------------------------------------------------------------ */
 
+typedef struct rp_api_wmerge {
+    RP_API_WRITE_FIELDS
+    rp_str id;        /* `from`: the customer folded away */
+    rp_str other;     /* `into`: the survivor */
+    uint64_t version; /* outcome */
+} rp_api_wmerge;
+
+/* Caller's thread: {from, into}. */
+static rp_err decode_customer_merge(rp_api_write *hw, const char **what, rp_errbuf *eb) {
+    (void)what;
+    rp_api_wmerge *w = RP_API_WOP(rp_api_wmerge, hw);
+    rp_err rc;
+    if ((rc = rp_api_param_id(&w->params, "from", &w->id, eb)) != RP_OK) return rc;
+    return rp_api_param_id(&w->params, "into", &w->other, eb);
+}
+
 /* Writer thread: fold `from` (w->id) into `into` (w->other). */
-static rp_err apply_customer_merge(rp_api_write *w, MDB_txn *txn, rp_errbuf *eb) {
+static rp_err apply_customer_merge(rp_api_write *hw, MDB_txn *txn, rp_errbuf *eb) {
+    rp_api_wmerge *w = RP_API_WOP(rp_api_wmerge, hw);
     rp_err rc = rp_store_wmerge(rp_api_store(w->rq.api), txn, w->id, w->other, w->rq.now,
                                 &w->version, eb);
     if (rc != RP_OK) return rc;
     return keep_canon(w, txn, w->other, eb);
 }
 
+/* Result {id (the survivor), version}. */
+static void result_customer_merge(rp_api_write *hw, msgpack_packer *pk) {
+    pack_id_version(pk, hw, RP_API_WOP(rp_api_wmerge, hw)->version);
+}
+
+static const rp_api_wdesc wdesc_customer_merge = {
+    .keys = (const char *const[]){"from", "into", NULL},
+    .size = sizeof(rp_api_wmerge),
+    .decode = decode_customer_merge,
+    .apply = apply_customer_merge,
+    .result = result_customer_merge,
+};
+
 /* customer.merge {from, into} -> {id (the survivor), version}. */
 void rp_op_customer_merge(rp_api_req *rq, const msgpack_object *params) {
-    static const char *const keys[] = {"from", "into", NULL};
-    rp_errbuf eb = {0};
-    rp_err rc;
-    rp_api_write *w = write_begin(rq, params);
-    if (w == NULL) return;
-    if ((rc = rp_api_check_keys(&w->params, keys, &eb)) != RP_OK ||
-        (rc = rp_api_param_id(&w->params, "from", &w->id, &eb)) != RP_OK ||
-        (rc = rp_api_param_id(&w->params, "into", &w->other, &eb)) != RP_OK) {
-        write_reject(w, rc, NULL, &eb);
-        return;
-    }
-    w->apply = apply_customer_merge;
-    w->result = result_id_version;
-    rp_api_write_submit(w);
+    rp_api_write_run(rq, params, &wdesc_customer_merge);
 }
 
 /* --- event.append -------------------------------------------------------------------------- */
 
+typedef struct rp_api_wappend {
+    RP_API_WRITE_FIELDS
+    rp_event e;    /* slices into block */
+    rp_cursor at;  /* outcome: where it was stored */
+} rp_api_wappend;
+
+/* Caller's thread: {event}. */
+static rp_err decode_event_append(rp_api_write *hw, const char **what, rp_errbuf *eb) {
+    rp_api_wappend *w = RP_API_WOP(rp_api_wappend, hw);
+    msgpack_object *ev;
+    if ((ev = param_map(hw, "event", eb)) == NULL) return RP_BAD_REQUEST;
+    *what = "event";
+    return rp_event_decode(ev, RP_DEC_WIRE, &w->e, eb);
+}
+
 /* Writer thread: append the event. */
-static rp_err apply_event_append(rp_api_write *w, MDB_txn *txn, rp_errbuf *eb) {
+static rp_err apply_event_append(rp_api_write *hw, MDB_txn *txn, rp_errbuf *eb) {
+    rp_api_wappend *w = RP_API_WOP(rp_api_wappend, hw);
     rp_err rc = rp_store_wappend_event(rp_api_store(w->rq.api), txn, &w->e, w->rq.now, &w->at, eb);
     if (rc != RP_OK) return rc;
     return keep_canon(w, txn, w->e.customer_id, eb);
 }
 
 /* Result {customer_id, ts, seq, cursor}. */
-static void result_event(rp_api_write *w, msgpack_packer *pk) {
+static void result_event(rp_api_write *hw, msgpack_packer *pk) {
+    rp_api_wappend *w = RP_API_WOP(rp_api_wappend, hw);
     char cur[32];
     rp_cursor_format(&w->at, cur);
     msgpack_pack_map(pk, 4);
-    rp_api_kv_str(pk, "customer_id", write_canon(w));
+    rp_api_kv_str(pk, "customer_id", write_canon(hw));
     rp_api_kv_int(pk, "ts", w->at.ts);
     rp_api_kv_uint(pk, "seq", w->at.seq);
     rp_api_kv_str(pk, "cursor", rp_str_c(cur));
 }
 
+static const rp_api_wdesc wdesc_event_append = {
+    .keys = (const char *const[]){"event", NULL},
+    .size = sizeof(rp_api_wappend),
+    .decode = decode_event_append,
+    .apply = apply_event_append,
+    .result = result_event,
+};
+
 /* event.append {event} -> {customer_id, ts, seq, cursor}. */
 void rp_op_event_append(rp_api_req *rq, const msgpack_object *params) {
-    static const char *const keys[] = {"event", NULL};
-    rp_errbuf eb = {0};
-    rp_err rc;
-    rp_api_write *w = write_begin(rq, params);
-    if (w == NULL) return;
-    msgpack_object *ev;
-    if ((rc = rp_api_check_keys(&w->params, keys, &eb)) != RP_OK) {
-        write_reject(w, rc, NULL, &eb);
-        return;
-    }
-    if ((ev = param_map(w, "event", &eb)) == NULL) {
-        write_reject(w, RP_BAD_REQUEST, NULL, &eb);
-        return;
-    }
-    if ((rc = rp_event_decode(ev, RP_DEC_WIRE, &w->e, &eb)) != RP_OK) {
-        write_reject(w, rc, "event", &eb);
-        return;
-    }
-    w->apply = apply_event_append;
-    w->result = result_event;
-    rp_api_write_submit(w);
+    rp_api_write_run(rq, params, &wdesc_event_append);
 }
 
 /* --- issue.put ------------------------------------------------------------------------------ */
 
+typedef struct rp_api_wissue {
+    RP_API_WRITE_FIELDS
+    rp_issue is; /* slices into block */
+} rp_api_wissue;
+
+/* Caller's thread: {issue}. */
+static rp_err decode_issue_put(rp_api_write *hw, const char **what, rp_errbuf *eb) {
+    rp_api_wissue *w = RP_API_WOP(rp_api_wissue, hw);
+    msgpack_object *is;
+    if ((is = param_map(hw, "issue", eb)) == NULL) return RP_BAD_REQUEST;
+    *what = "issue";
+    return rp_issue_decode(is, RP_DEC_WIRE, &w->is, eb);
+}
+
 /* Writer thread: create or replace the issue. */
-static rp_err apply_issue_put(rp_api_write *w, MDB_txn *txn, rp_errbuf *eb) {
+static rp_err apply_issue_put(rp_api_write *hw, MDB_txn *txn, rp_errbuf *eb) {
+    rp_api_wissue *w = RP_API_WOP(rp_api_wissue, hw);
     rp_err rc = rp_store_wput_issue(rp_api_store(w->rq.api), txn, &w->is, w->rq.now, eb);
     if (rc != RP_OK) return rc;
     return keep_canon(w, txn, w->is.customer_id, eb);
 }
 
 /* Result {customer_id, issue_id}. */
-static void result_issue(rp_api_write *w, msgpack_packer *pk) {
+static void result_issue(rp_api_write *hw, msgpack_packer *pk) {
+    rp_api_wissue *w = RP_API_WOP(rp_api_wissue, hw);
     msgpack_pack_map(pk, 2);
-    rp_api_kv_str(pk, "customer_id", write_canon(w));
+    rp_api_kv_str(pk, "customer_id", write_canon(hw));
     rp_api_kv_str(pk, "issue_id", w->is.issue_id);
 }
 
+static const rp_api_wdesc wdesc_issue_put = {
+    .keys = (const char *const[]){"issue", NULL},
+    .size = sizeof(rp_api_wissue),
+    .decode = decode_issue_put,
+    .apply = apply_issue_put,
+    .result = result_issue,
+};
+
 /* issue.put {issue} -> {customer_id, issue_id}: create or replace. */
 void rp_op_issue_put(rp_api_req *rq, const msgpack_object *params) {
-    static const char *const keys[] = {"issue", NULL};
-    rp_errbuf eb = {0};
-    rp_err rc;
-    rp_api_write *w = write_begin(rq, params);
-    if (w == NULL) return;
-    msgpack_object *is;
-    if ((rc = rp_api_check_keys(&w->params, keys, &eb)) != RP_OK) {
-        write_reject(w, rc, NULL, &eb);
-        return;
-    }
-    if ((is = param_map(w, "issue", &eb)) == NULL) {
-        write_reject(w, RP_BAD_REQUEST, NULL, &eb);
-        return;
-    }
-    if ((rc = rp_issue_decode(is, RP_DEC_WIRE, &w->is, &eb)) != RP_OK) {
-        write_reject(w, rc, "issue", &eb);
-        return;
-    }
-    w->apply = apply_issue_put;
-    w->result = result_issue;
-    rp_api_write_submit(w);
+    rp_api_write_run(rq, params, &wdesc_issue_put);
 }
