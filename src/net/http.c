@@ -79,6 +79,7 @@
 #include "model/ident.h"
 #include "net/buf.h"
 #include "net/json.h"
+#include "net/ndlines.h"
 #include "model/mpcheck.h"
 
 #define HTTP_MAX_HEADERS 16384
@@ -1030,36 +1031,29 @@ static rp_err pb_ndjson(rp_http *h, pbuild *b, http_in *in, rp_errbuf *eb) {
     msgpack_sbuffer lines;
     msgpack_sbuffer_init(&lines);
     uint32_t count = 0;
-    size_t lineno = 0;
     rp_err rc = RP_OK;
-    for (size_t p = 0; p < n && rc == RP_OK;) {
-        const char *nl = memchr(text + p, '\n', n - p);
-        size_t e = nl ? (size_t)(nl - text) : n, len = e - p;
-        lineno++;
-        if (len && text[p + len - 1] == '\r') len--;
-        bool blank = true;
-        for (size_t k = 0; k < len && blank; k++) blank = text[p + k] == ' ' || text[p + k] == '\t';
-        if (!blank) {
-            if (count >= h->cfg->max_container) {
-                rc = rp_errf(eb, RP_TOO_LARGE, "more than %u records in one import (max_container)",
-                             h->cfg->max_container);
-                break;
-            }
-            size_t at = lines.size;
-            rp_errbuf jeb = {0};
-            rp_err jrc = rp_json_to_msgpack(text + p, len, &h->body_lim, &lines, &jeb);
-            if (jrc != RP_OK) {
-                rc = rp_errf(eb, jrc, "line %zu: %s", lineno, jeb.msg);
-                break;
-            }
-            unsigned char t = (unsigned char)lines.data[at];
-            if (!((t & 0xf0) == 0x80 || t == 0xde || t == 0xdf)) {
-                rc = rp_errf(eb, RP_BAD_REQUEST, "line %zu: expected a JSON object", lineno);
-                break;
-            }
-            count++;
+    rp_ndlines lr;
+    rp_ndline ln;
+    rp_ndlines_init(&lr, text, n, 0);
+    while (rc == RP_OK && rp_ndlines_next(&lr, &ln)) {
+        if (count >= h->cfg->max_container) {
+            rc = rp_errf(eb, RP_TOO_LARGE, "more than %u records in one import (max_container)",
+                         h->cfg->max_container);
+            break;
         }
-        p = e + 1;
+        size_t at = lines.size;
+        rp_errbuf jeb = {0};
+        rp_err jrc = rp_json_to_msgpack(ln.p, ln.len, &h->body_lim, &lines, &jeb);
+        if (jrc != RP_OK) {
+            rc = rp_errf(eb, jrc, "line %" PRIu64 ": %s", ln.no, jeb.msg);
+            break;
+        }
+        unsigned char t = (unsigned char)lines.data[at];
+        if (!((t & 0xf0) == 0x80 || t == 0xde || t == 0xdf)) {
+            rc = rp_errf(eb, RP_BAD_REQUEST, "line %" PRIu64 ": expected a JSON object", ln.no);
+            break;
+        }
+        count++;
     }
     if (rc == RP_OK) {
         rp_mp_pack_cstr(&b->pk, "records");
