@@ -23,7 +23,9 @@
  * because the peer went away while we held it (then it is ours to free).
  * Either way nothing is sent to, or freed through, a dead request.
  *
- * Counting and deadlines. Every connection gets its record when it is
+ * Counting and deadlines (the shared lifecycle, net/conn.h: admission,
+ * time-outs, calls in flight and their post-back). Every connection gets
+ * its record when it is
  * accepted (evhttp_set_bevcb: we create its bufferevent and keep a
  * reference to it), so open connections are counted into rp_net_stats and
  * capped by max_connections (shared with the RPC face) from the first byte,
@@ -84,13 +86,6 @@
 #include "net/json.h"
 #include "net/ndlines.h"
 #include "model/mpcheck.h"
-
-/* Monotonic milliseconds. */
-static int64_t mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* --- the connection table ----------------------------------------------------- */
 
@@ -172,7 +167,7 @@ void rp_http_pending_add(rp_http *h, http_call *c) {
     if (h->pending) h->pending->prev = c;
     h->pending = c;
     if (c->conn) c->conn->call = c;
-    atomic_fetch_add(&h->in_flight, 1);
+    rp_conn_call_begin(&h->flight, &c->cc); /* no-op when dispatch counted it */
 }
 
 /* Undo rp_http_pending_add (no-op for a call that is not pending). */
@@ -183,7 +178,7 @@ void rp_http_pending_remove(rp_http *h, http_call *c) {
     if (c->next) c->next->prev = c->prev;
     c->pending = false;
     if (c->conn && c->conn->call == c) c->conn->call = NULL;
-    atomic_fetch_sub(&h->in_flight, 1);
+    rp_conn_call_end(&h->flight, &c->cc);
 }
 
 void rp_http_call_free(http_call *c) {
@@ -254,7 +249,7 @@ static void on_posted(void *arg) {
  * copies the reply into the heap call and posts it to the loop. */
 void rp_http_on_api_reply(void *arg, rp_err rc, const char *msg, const char *result, size_t len) {
     http_call *c = arg;
-    if (pthread_equal(pthread_self(), c->thread)) {
+    if (rp_conn_call_inline(&c->cc)) {
         c->replied = true;
         respond(c, rc, msg, result, len);
         return;
@@ -276,17 +271,18 @@ void rp_http_on_api_reply(void *arg, rp_err rc, const char *msg, const char *res
     }
     if (c->rc != RP_OK && c->msg == NULL) c->rc = RP_UNAVAILABLE;
     atomic_store(&c->posted, true);
-    rp_loop_post(c->h->loop, &c->item, on_posted, c);
+    rp_conn_call_post(&c->h->flight, &c->cc, on_posted, c);
 }
 
 /* Run op for request c with params. c is on the stack (reads) or the heap
  * (writes, exports); a heap call still waiting afterwards becomes pending. */
 static void dispatch(http_call *c, const rp_api_op *op, const msgpack_object *params) {
-    c->thread = pthread_self();
     c->replied = false;
     c->await_writer = op->write;
+    rp_conn_call_begin(&c->h->flight, &c->cc);
     rp_api_call(c->h->api, op, c->role, c->reqid, params, rp_http_on_api_reply, c);
     if (c->replied) {
+        rp_conn_call_end(&c->h->flight, &c->cc);
         rp_http_call_free(c); /* answered already (no-op for a call on the stack) */
         return;
     }
@@ -346,7 +342,7 @@ static http_conn *track_conn(rp_http *h, struct evhttp_request *req, const char 
     /* evhttp sets no read watermark: without one it keeps buffering
      * whatever a pipelining client sends while a reply is written */
     bufferevent_setwatermark(bev, EV_READ, 0, 2 * HTTP_MAX_HEADERS);
-    c->deadline_ms = mono_ms() + h->cfg->slow_timeout_ms;
+    c->deadline_ms = rp_conn_now_ms() + h->dl.slow_ms;
     return c;
 }
 
@@ -450,14 +446,8 @@ static struct bufferevent *on_new_bev(struct event_base *base, void *arg) {
     }
     bufferevent_incref(c->bev);
     c->h = h;
-    atomic_fetch_add(&h->stats->conns_total, 1);
-    if (atomic_fetch_add(&h->stats->conns_open, 1) >= h->cfg->max_connections) {
-        atomic_fetch_add(&h->stats->conns_rejected, 1);
-        c->over = true;
-        c->deadline_ms = mono_ms() + (h->cfg->slow_timeout_ms < 1000 ? h->cfg->slow_timeout_ms : 1000);
-    } else {
-        c->deadline_ms = mono_ms() + h->cfg->slow_timeout_ms;
-    }
+    c->over = !rp_conn_admit(h->stats, h->cfg); /* over: 503 at its first request */
+    c->deadline_ms = rp_conn_now_ms() + (c->over ? h->dl.over_ms : h->dl.slow_ms);
     return c->bev;
 }
 
@@ -466,7 +456,7 @@ static void conn_drop(rp_http *h, http_conn *c) {
     assert(c->call == NULL);
     conn_remove(h, c);
     bufferevent_decref(c->bev); /* the last reference: closes the socket */
-    atomic_fetch_sub(&h->stats->conns_open, 1);
+    rp_conn_release(h->stats);
     free(c);
 }
 
@@ -476,7 +466,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg) {
     (void)fd;
     (void)what;
     rp_http *h = arg;
-    int64_t now = mono_ms();
+    int64_t now = rp_conn_now_ms();
     for (size_t i = 0; i < h->conns_cap;) {
         http_conn *c = h->conns[i];
         if (c == NULL) {
@@ -493,7 +483,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg) {
             evutil_socket_t s = bufferevent_getfd(c->bev);
             if (s >= 0) shutdown(s, SHUT_RDWR); /* evhttp sees EOF and frees it */
             c->shut = true;
-            atomic_fetch_add(&h->stats->conns_timed_out, 1);
+            rp_conn_count_timeout(h->stats);
         }
         i++;
     }
@@ -510,7 +500,8 @@ rp_err rp_http_create(rp_loop *loop, evutil_socket_t fd, rp_api *api, const rp_c
     h->api = api;
     h->cfg = cfg;
     h->stats = stats;
-    atomic_init(&h->in_flight, 0);
+    rp_conn_flight_init(&h->flight, loop);
+    rp_conn_deadlines_init(&h->dl, cfg);
     h->body_lim = rp_mpcheck_limits_from_config(cfg);
     h->params_lim = h->body_lim;
     h->params_lim.max_bytes = (size_t)cfg->max_request_bytes + 4096; /* path and query beside it */
@@ -537,8 +528,7 @@ rp_err rp_http_create(rp_loop *loop, evutil_socket_t fd, rp_api *api, const rp_c
     if (h->http == NULL) goto fail;
     evhttp_set_max_headers_size(h->http, HTTP_MAX_HEADERS);
     evhttp_set_max_body_size(h->http, (ev_ssize_t)cfg->max_request_bytes);
-    struct timeval tv = {cfg->slow_timeout_ms / 1000, (cfg->slow_timeout_ms % 1000) * 1000};
-    evhttp_set_timeout_tv(h->http, &tv);
+    evhttp_set_timeout_tv(h->http, &h->dl.slow);
     evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_PUT | EVHTTP_REQ_PATCH |
                                             EVHTTP_REQ_POST | EVHTTP_REQ_DELETE);
     evhttp_set_flags(h->http, EVHTTP_SERVER_LINGERING_CLOSE);
@@ -569,7 +559,7 @@ void rp_http_stop_accepting(rp_http *h) {
 }
 
 unsigned rp_http_in_flight(const rp_http *h) {
-    return h ? atomic_load(&((rp_http *)h)->in_flight) : 0;
+    return h ? rp_conn_in_flight(&h->flight) : 0;
 }
 
 void rp_http_free(rp_http *h) {
@@ -594,7 +584,7 @@ void rp_http_free(rp_http *h) {
         if (c == NULL) continue;
         if (c->call) c->call->conn = NULL; /* a call left for the writer */
         bufferevent_decref(c->bev);
-        atomic_fetch_sub(&h->stats->conns_open, 1);
+        rp_conn_release(h->stats);
         free(c);
     }
     free(h->conns);

@@ -147,7 +147,7 @@ static void export_next(http_call *c) {
         rp_http_export_respond(c, RP_UNAVAILABLE, "out of memory", NULL, 0);
         return;
     }
-    c->thread = pthread_self();
+    rp_conn_call_begin(&c->h->flight, &c->cc); /* counted since export_start; sets the thread */
     rp_api_call(c->h->api, c->h->op_export, c->role, c->reqid, &o, rp_http_on_api_reply, c);
     msgpack_zone_destroy(&z);
     msgpack_sbuffer_destroy(&sb);

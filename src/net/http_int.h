@@ -25,6 +25,7 @@
 #include "core/config.h"
 #include "model/ident.h"
 #include "model/mpcheck.h"
+#include "net/conn.h"
 #include "net/http.h"
 #include "net/loop.h"
 
@@ -43,11 +44,10 @@ typedef enum { KIND_PLAIN, KIND_IMPORT, KIND_EXPORT } reply_kind;
 /* One request handed to the api. Reads use one on the stack; writes and
  * exports (whose reply may come later) use a heap one. */
 struct http_call {
-    rp_loop_item item;          /* for the post back from the writer thread */
+    rp_conn_call cc;            /* in flight, and the post back from the writer */
     rp_http *h;
     struct evhttp_request *req; /* NULL once the connection is gone */
     http_conn *conn;
-    pthread_t thread;           /* the loop's thread */
     reply_kind kind;
     bool heap;
     bool replied;               /* the reply came during rp_api_call */
@@ -87,7 +87,8 @@ struct rp_http {
     rp_net_stats *stats;
     rp_mpcheck_limits body_lim;   /* a JSON body */
     rp_mpcheck_limits params_lim; /* the params map around it */
-    atomic_uint in_flight;
+    rp_conn_flight flight;        /* api calls in flight (net/conn.h) */
+    rp_conn_deadlines dl;         /* slow_timeout_ms and the cap's grace */
     http_call *pending;
     http_conn **conns;            /* open addressing, linear probing, keyed by bev */
     size_t conns_cap, conns_n;
