@@ -51,6 +51,7 @@
 
 #include "model/codec.h"
 #include "net/json.h"
+#include "net/ndlines.h"
 
 #define BATCH_SERVER 500
 #define BATCH_LOCAL 5000
@@ -398,13 +399,6 @@ static void take_chunk(importer *im, const rp_ndparse_chunk *c) {
     }
 }
 
-/* Is the line only blanks? (blank lines are allowed and skipped) */
-static bool blank(const char *line, size_t len) {
-    for (size_t k = 0; k < len; k++)
-        if (line[k] != ' ' && line[k] != '\t' && line[k] != '\r') return false;
-    return true;
-}
-
 /* Open the input: a file or stdin; *total gets a regular file's size. */
 static FILE *open_input(rp_cli *cli, const char *path, uint64_t *total) {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
@@ -453,12 +447,14 @@ int rp_cli_import(rp_cli *cli, const rp_cli_import_opts *o) {
     ssize_t n;
     const rp_ndparse_chunk *ch;
     while (!im.failed && (n = getline(&line, &cap, in)) >= 0) {
-        im.lines++;
         im.bytes += (uint64_t)n;
-        size_t len = (size_t)n;
-        if (len && line[len - 1] == '\n') len--;
-        if (blank(line, len)) continue;
-        if ((rc = rp_ndparse_put(np, line, len, im.lines, &eb)) != RP_OK) {
+        rp_ndlines lr; /* one line from getline: net/ndlines.h says what is blank */
+        rp_ndline ln;
+        rp_ndlines_init(&lr, line, (size_t)n, im.lines);
+        bool got = rp_ndlines_next(&lr, &ln);
+        im.lines = lr.no;
+        if (!got) continue;
+        if ((rc = rp_ndparse_put(np, ln.p, ln.len, ln.no, &eb)) != RP_OK) {
             batch_failed(&im, im.cur, rc, rp_errbuf_msg(&eb));
             break;
         }

@@ -65,6 +65,7 @@
 #include <event2/event.h>
 
 #include "model/ident.h"
+#include "net/conn.h"
 #include "net/log.h"
 #include "model/mpcheck.h"
 
@@ -81,7 +82,7 @@ typedef struct rpc_conn rpc_conn;
 
 /* One request in flight, or one reply waiting for its turn. */
 typedef struct rpc_call {
-    rp_loop_item item;      /* mailbox link for a reply from another thread */
+    rp_conn_call cc;        /* in flight, and the post back from the writer */
     rpc_conn *conn;
     struct rpc_call *next;  /* FIFO order; also the freelist link */
     uint32_t msgid;
@@ -128,21 +129,15 @@ struct rp_rpc {
     const rp_api_op *op_ping;
     rp_mpcheck_limits lim;
     msgpack_zone zone;       /* the request being handled */
-    struct timeval idle_tv;
-    struct timeval slow_tv;
-    struct timeval linger_tv;
+    rp_conn_deadlines dl;    /* idle, slow-request and linger time-outs */
     rpc_conn *conns;         /* open connections */
     unsigned nconns;
-    unsigned in_flight;      /* api calls not yet answered (all connections) */
+    rp_conn_flight flight;   /* api calls not yet answered (all connections) */
     rpc_call *freelist;
     unsigned nfree;
     bool draining;
     time_t last_reject_log;
 };
-
-/* The call whose rp_api_call is running on this thread right now: a reply
- * for it arrives inline, on the loop thread, and needs no posting. */
-static _Thread_local rpc_call *tl_inline_call;
 
 static atomic_uint_fast64_t rpc_next_conn_id = 1;
 
@@ -365,7 +360,7 @@ static void conn_close(rpc_conn *c, const char *why) {
     if (c->next) c->next->prev = c->prev;
     c->prev = c->next = NULL;
     r->nconns--;
-    atomic_fetch_sub(&r->stats->conns_open, 1);
+    rp_conn_release(r->stats);
     if (r->group) atomic_fetch_sub(&r->group->conns, 1);
     /* Replies already complete will never be written: drop them now. */
     conn_flush(c);
@@ -392,7 +387,7 @@ static uint32_t recover_msgid(const unsigned char *p, size_t n) {
 static void conn_fail(rpc_conn *c, uint32_t msgid, rp_err rc, const char *why) {
     rp_rpc *r = c->rpc;
     char q[RPC_MSG_MAX + 8];
-    atomic_fetch_add(&r->stats->bad_frames, 1);
+    rp_conn_count_bad_frame(r->stats);
     rp_log(RP_LOG_INFO, "rpc_bad_frame", "conn=%" PRIu64 " peer=%s code=%s why=%s", c->id, c->peer,
            rp_err_code(rc), rp_log_quote(q, sizeof q, why));
     conn_reply_now(c, msgid, rc, why, NULL, 0);
@@ -414,8 +409,7 @@ static void call_complete(void *arg) {
     rpc_call *k = arg;
     rpc_conn *c = k->conn;
     rp_rpc *r = c->rpc;
-    assert(r->in_flight > 0);
-    r->in_flight--;
+    rp_conn_call_end(&r->flight, &k->cc);
     if (!k->reply) {
         call_free(r, k);
         conn_unref(c);
@@ -432,9 +426,9 @@ static void call_complete(void *arg) {
 static void rpc_on_reply(void *arg, rp_err rc, const char *msg, const char *result, size_t len) {
     rpc_call *k = arg;
     rpc_conn *c = k->conn;
-    if (tl_inline_call == k) { /* on the loop thread, inside rp_api_call */
+    if (rp_conn_call_inline(&k->cc)) { /* on the loop thread, inside rp_api_call */
         rp_rpc *r = c->rpc;
-        r->in_flight--;
+        rp_conn_call_end(&r->flight, &k->cc);
         c->refs--; /* the open reference remains: c is being processed */
         assert(c->refs > 0);
         if (!k->reply) {
@@ -458,7 +452,7 @@ static void rpc_on_reply(void *arg, rp_err rc, const char *msg, const char *resu
         k->frame = reply_encode(k->msgid, rc, msg, result, len, &k->frame_len);
         k->oom = k->frame == NULL;
     }
-    rp_loop_post(c->rpc->loop, &k->item, call_complete, k);
+    rp_conn_call_post(&c->rpc->flight, &k->cc, call_complete, k);
 }
 
 /* --- requests ------------------------------------------------------------------------- */
@@ -598,13 +592,11 @@ static void conn_call(rpc_conn *c, const rpc_req *q, const rp_api_op *op) {
     k->reply = !q->notify;
     if (k->reply) conn_enqueue(c, k);
     c->refs++;
-    r->in_flight++;
     char reqid[48];
     if (q->notify) snprintf(reqid, sizeof reqid, "%" PRIu64 "-n", c->id);
     else snprintf(reqid, sizeof reqid, "%" PRIu64 "-%" PRIu32, c->id, q->msgid);
-    tl_inline_call = k;
+    rp_conn_call_begin(&r->flight, &k->cc);
     rp_api_call(r->api, op, role, reqid, &q->params, rpc_on_reply, k);
-    tl_inline_call = NULL;
 }
 
 /* Dispatch one validated frame. */
@@ -618,7 +610,7 @@ static void conn_request(rpc_conn *c, const msgpack_object *o) {
             conn_fail(c, 0, rc, rp_errbuf_msg(&eb));
             return;
         }
-        atomic_fetch_add(&r->stats->bad_frames, 1);
+        rp_conn_count_bad_frame(r->stats);
         conn_reply_now(c, q.msgid, rc, rp_errbuf_msg(&eb), NULL, 0);
         return;
     }
@@ -672,7 +664,7 @@ static void conn_slow_timer(rpc_conn *c, bool finished_one) {
         if (c->slow_armed) event_del(c->slow);
         c->slow_armed = false;
     } else if (finished_one || !c->slow_armed) {
-        evtimer_add(c->slow, &c->rpc->slow_tv);
+        evtimer_add(c->slow, &c->rpc->dl.slow);
         c->slow_armed = true;
     }
 }
@@ -785,7 +777,7 @@ static void conn_after(rpc_conn *c) {
                 if (!c->lingering) {
                     c->lingering = true;
                     shutdown(bufferevent_getfd(c->bev), SHUT_WR);
-                    evtimer_add(c->slow, &c->rpc->linger_tv);
+                    evtimer_add(c->slow, &c->rpc->dl.linger);
                     c->slow_armed = true;
                 }
                 return;
@@ -824,7 +816,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg) {
             bufferevent_enable(bev, EV_READ);
             return;
         }
-        atomic_fetch_add(&r->stats->conns_timed_out, 1);
+        rp_conn_count_timeout(r->stats);
         conn_close(c, (what & BEV_EVENT_READING) ? "idle" : "write_timeout");
         return;
     }
@@ -849,7 +841,7 @@ static void on_slow(evutil_socket_t fd, short what, void *arg) {
         conn_close(c, "bad_frame");
         return;
     }
-    atomic_fetch_add(&c->rpc->stats->conns_timed_out, 1);
+    rp_conn_count_timeout(c->rpc->stats);
     rp_log(RP_LOG_INFO, "rpc_slow_request", "conn=%" PRIu64 " peer=%s slow_timeout_ms=%u", c->id,
            c->peer, c->rpc->cfg->slow_timeout_ms);
     conn_close(c, "slow_request");
@@ -877,7 +869,6 @@ static void peer_name(const struct sockaddr_storage *ss, char *out, size_t n) {
 
 /* Over max_connections: tell the client in one frame, close. */
 static void rpc_reject(rp_rpc *r, int fd) {
-    atomic_fetch_add(&r->stats->conns_rejected, 1);
     char msg[96];
     snprintf(msg, sizeof msg, "too many connections (max_connections = %u)", r->cfg->max_connections);
     rpc_small h;
@@ -915,7 +906,7 @@ static void rpc_adopt(rp_rpc *r, int fd, const struct sockaddr_storage *ss) {
         else close(fd);
         if (slow) event_free(slow);
         free(c);
-        atomic_fetch_sub(&r->stats->conns_open, 1);
+        rp_conn_release(r->stats);
         return;
     }
     c->rpc = r;
@@ -930,10 +921,9 @@ static void rpc_adopt(rp_rpc *r, int fd, const struct sockaddr_storage *ss) {
     r->conns = c;
     r->nconns++;
     if (r->group) atomic_fetch_add(&r->group->conns, 1);
-    atomic_fetch_add(&r->stats->conns_total, 1);
     bufferevent_setcb(bev, on_read, on_write, on_event, c);
     bufferevent_setwatermark(bev, EV_READ, 0, r->lim.max_bytes);
-    bufferevent_set_timeouts(bev, &r->idle_tv, &r->idle_tv);
+    bufferevent_set_timeouts(bev, &r->dl.idle, &r->dl.idle);
     bufferevent_enable(bev, EV_READ | EV_WRITE);
     rp_log(RP_LOG_DEBUG, "rpc_open", "conn=%" PRIu64 " peer=%s", c->id, c->peer);
 }
@@ -969,8 +959,8 @@ static void rpc_on_accept(evutil_socket_t lfd, short what, void *arg) {
         }
         return;
     }
-    if (atomic_fetch_add(&r->stats->conns_open, 1) >= r->cfg->max_connections) {
-        atomic_fetch_sub(&r->stats->conns_open, 1);
+    if (!rp_conn_admit(r->stats, r->cfg)) {
+        rp_conn_release(r->stats);
         rpc_reject(r, fd);
         return;
     }
@@ -996,13 +986,8 @@ rp_err rp_rpc_create(rp_loop *loop, evutil_socket_t fd, rp_api *api, const rp_co
     /* msgpack-c's zone may take ~23 bytes per input byte for tiny nested
      * containers; 8x the frame cap is far above real requests (~2-3x). */
     r->lim.max_zone = (size_t)cfg->max_request_bytes * 8;
-    r->idle_tv.tv_sec = cfg->idle_timeout_ms / 1000;
-    r->idle_tv.tv_usec = (cfg->idle_timeout_ms % 1000) * 1000;
-    r->slow_tv.tv_sec = cfg->slow_timeout_ms / 1000;
-    r->slow_tv.tv_usec = (cfg->slow_timeout_ms % 1000) * 1000;
-    uint32_t linger = cfg->slow_timeout_ms < 2000 ? cfg->slow_timeout_ms : 2000;
-    r->linger_tv.tv_sec = linger / 1000;
-    r->linger_tv.tv_usec = (linger % 1000) * 1000;
+    rp_conn_deadlines_init(&r->dl, cfg);
+    rp_conn_flight_init(&r->flight, loop);
     if (!msgpack_zone_init(&r->zone, 8192)) {
         free(r);
         return rp_errf(eb, RP_UNAVAILABLE, "out of memory creating the rpc zone");
@@ -1042,7 +1027,7 @@ void rp_rpc_drain(rp_rpc *r) {
     }
 }
 
-unsigned rp_rpc_in_flight(const rp_rpc *r) { return r->in_flight; }
+unsigned rp_rpc_in_flight(const rp_rpc *r) { return rp_conn_in_flight(&r->flight); }
 
 unsigned rp_rpc_connections(const rp_rpc *r) { return r->nconns; }
 

@@ -619,11 +619,59 @@ static void test_export_abandoned(void **state) {
     stop(&h);
 }
 
+/* Authentication comes before any body work: an unauthenticated request
+ * with a malformed, huge or too-deep JSON body (or NDJSON import) is 401,
+ * never the 400 / 413 its body would earn; with a token, the same bodies
+ * are refused for what they are. */
+static void test_auth_before_body(void **state) {
+    (void)state;
+    rp_h h;
+    start(&h, "token = admin:" TOK_ADMIN "\nmax_request_bytes = 2097152\nmax_depth = 16\n");
+    const char *admin = "Authorization: Bearer " TOK_ADMIN "\r\n";
+    const char *wrong = "Authorization: Bearer not-a-token-0123456789\r\n";
+    /* huge (1.5 MiB) and malformed: an unterminated string */
+    size_t n = 1536 * 1024;
+    char *huge = malloc(n + 1);
+    assert_non_null(huge);
+    memcpy(huge, "{\"name\":\"", 9);
+    memset(huge + 9, 'x', n - 9);
+    huge[n] = '\0';
+    /* nested deeper than max_depth */
+    char deep[256] = "";
+    for (int i = 0; i < 40; i++) strcat(deep, "[");
+    struct {
+        const char *method, *path, *body;
+    } cases[] = {
+        {"PUT", "/v1/customers/c1", "{not json"},
+        {"PATCH", "/v1/customers/c1", huge},
+        {"POST", "/v1/customers/c1/events", deep},
+        {"PUT", "/v1/customers/c1/issues/I-1", "[1,2,3]"},
+        {"POST", "/v1/import", "{\"type\":\"customer\"\nnot json at all\n"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        resp r = req(&h, cases[i].method, cases[i].path, cases[i].body);
+        if (r.status != 401)
+            fail_msg("%s %s without a token: %d, expected 401: %s", cases[i].method, cases[i].path,
+                     r.status, r.body);
+        expect_has(r.body, "\"code\":\"UNAUTHORIZED\"");
+        resp_free(&r);
+        expect(&h, cases[i].method, cases[i].path, wrong, cases[i].body, 401, "UNAUTHORIZED");
+        r = req_h(&h, cases[i].method, cases[i].path, admin, cases[i].body);
+        if (r.status != 400 && r.status != 413)
+            fail_msg("%s %s with a token: %d, expected 400 or 413: %s", cases[i].method, cases[i].path,
+                     r.status, r.body);
+        resp_free(&r);
+    }
+    free(huge);
+    stop(&h);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_customer_routes),
         cmocka_unit_test(test_request_ids),
         cmocka_unit_test(test_auth),
+        cmocka_unit_test(test_auth_before_body),
         cmocka_unit_test(test_limits_and_errors),
         cmocka_unit_test(test_vanishing_clients),
         cmocka_unit_test(test_import),
