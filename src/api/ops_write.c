@@ -506,7 +506,7 @@ void rp_op_issue_put(rp_api_req *rq, const msgpack_object *params) {
         write_reject(w, RP_BAD_REQUEST, NULL, &eb);
         return;
     }
-    if ((rc = rp_issue_decode(is, RP_DEC_WIRE, &w->is, &eb)) != RP_OK) {
+    if ((rc = rp_issue_decode_as(is, RP_DEC_WIRE, rp_api_config(rq->api)->issue_numbers, &w->is, &eb)) != RP_OK) {
         write_reject(w, rc, "issue", &eb);
         return;
     }
