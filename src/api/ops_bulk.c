@@ -88,7 +88,7 @@ static rp_err record_decode(rp_api_wimport *w, const msgpack_object *o, rec_type
     switch (*t) {
     case REC_CUSTOMER: return rp_customer_decode(o, RP_DEC_WIRE, country, &w->arena, &w->c, eb);
     case REC_EVENT: return rp_event_decode(o, RP_DEC_WIRE, &w->e, eb);
-    case REC_ISSUE: return rp_issue_decode(o, RP_DEC_WIRE, &w->is, eb);
+    case REC_ISSUE: return rp_issue_decode_as(o, RP_DEC_WIRE, rp_api_config(w->rq.api)->issue_numbers, &w->is, eb);
     }
     return rp_errf(eb, RP_INTERNAL, "unknown record type");
 }

@@ -575,7 +575,7 @@ static rp_err decode_issue_put(rp_api_write *hw, const char **what, rp_errbuf *e
     msgpack_object *is;
     if ((is = param_map(hw, "issue", eb)) == NULL) return RP_BAD_REQUEST;
     *what = "issue";
-    return rp_issue_decode(is, RP_DEC_WIRE, &w->is, eb);
+    return rp_issue_decode_as(is, RP_DEC_WIRE, rp_api_config(hw->rq.api)->issue_numbers, &w->is, eb);
 }
 
 /* Writer thread: create or replace the issue. */

@@ -483,7 +483,16 @@ static const char *outcome_phrase(rp_outcome o) {
     }
 }
 
-/* "Open issue", "Pending high-severity issue". */
+/* A raw help-desk word worth showing: present and not just the level's
+ * name in another case ("High" beside high says nothing new). */
+static bool raw_shown(rp_str raw, const char *level) {
+    return raw.n > 0 && !str_ieq(raw, rp_str_c(level));
+}
+
+/* "Open issue I-7", "Pending high-severity issue I-7"; the words the help
+ * desk sent follow in parentheses when they are not the levels' names, so
+ * the agent sees the ticket as their own tool shows it: "Pending
+ * critical-severity issue Z-1 (hold, urgent)". */
 static void sb_issue_head(sbuf *b, const rp_issue *is) {
     sb_puts(b, is->status == RP_ST_PENDING ? "Pending " : "Open ");
     if (is->severity == RP_SEV_HIGH || is->severity == RP_SEV_CRITICAL) {
@@ -492,6 +501,14 @@ static void sb_issue_head(sbuf *b, const rp_issue *is) {
     }
     sb_puts(b, "issue ");
     sb_str(b, is->issue_id);
+    bool st = raw_shown(is->status_raw, rp_status_name(is->status));
+    bool sev = is->severity != RP_SEV_NONE && raw_shown(is->severity_raw, rp_severity_name(is->severity));
+    if (!st && !sev) return;
+    sb_puts(b, " (");
+    if (st) sb_str(b, is->status_raw);
+    if (st && sev) sb_puts(b, ", ");
+    if (sev) sb_str(b, is->severity_raw);
+    sb_puts(b, ")");
 }
 
 static void evidence_broken(sbuf *b, const rp_issue *is, rp_str topic, int64_t at) {

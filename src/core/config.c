@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { T_STR, T_U32, T_U64, T_F64, T_DUR } cfg_type;
+typedef enum { T_STR, T_U32, T_U64, T_F64, T_DUR, T_NUMS } cfg_type;
 
 typedef struct {
     const char *name;
@@ -49,6 +49,12 @@ static const cfg_row cfg_table[] = {
     {"default_country", T_STR, S(default_country), "US", 0, 0},
     /* The language agents speak unless a cue says otherwise. */
     {"default_language", T_STR, S(default_language), "en", 0, 0},
+    /* A bare issue severity/status number ("1", 4) means opposite things in
+     * ServiceNow (1 = critical) and Freshdesk (4 = urgent). servicenow: lower
+     * is more urgent there, as in the P1..P5 shorthand and ITIL priorities
+     * that most sources share, so "1" and "P1" agree; a Freshdesk feed sets
+     * freshdesk, and none refuses bare numbers (each needs a word). */
+    {"issue_numbers", T_NUMS, N(issue_numbers), "servicenow", 0, 0},
 
     /* Loopback by default: rapport holds personal data. */
     {"listen", T_STR, S(listen), "127.0.0.1:7070", 0, 0},
@@ -131,6 +137,15 @@ static rp_err cfg_assign(rp_config *cfg, const cfg_row *r, const char *value, rp
         else if (strcmp(value, "async") == 0) *(rp_durability *)field = RP_DURABLE_ASYNC;
         else return rp_errf(eb, RP_BAD_REQUEST, "%s: expected sync or async, got '%s'", r->name, value);
         return RP_OK;
+    case T_NUMS:
+        for (int k = RP_ISSUE_NUMBERS_SERVICENOW; k <= RP_ISSUE_NUMBERS_NONE; k++) {
+            if (strcmp(value, rp_issue_numbers_name((rp_issue_numbers)k)) == 0) {
+                *(rp_issue_numbers *)field = (rp_issue_numbers)k;
+                return RP_OK;
+            }
+        }
+        return rp_errf(eb, RP_BAD_REQUEST, "%s: expected servicenow, freshdesk or none, got '%s'",
+                       r->name, value);
     case T_U32:
     case T_U64: {
         errno = 0;
@@ -255,6 +270,13 @@ rp_role rp_config_token_role(const rp_config *cfg, const char *secret, size_t le
     return found;
 }
 
+static const char *const rp_issue_numbers_names[] = {"servicenow", "freshdesk", "none"};
+
+const char *rp_issue_numbers_name(rp_issue_numbers n) {
+    if ((unsigned)n > RP_ISSUE_NUMBERS_NONE) return "servicenow";
+    return rp_issue_numbers_names[n];
+}
+
 static const char *const rp_role_names[] = {"none", "route", "agent", "ingest", "admin"};
 
 const char *rp_role_name(rp_role r) {
@@ -290,6 +312,10 @@ void rp_config_dump(const rp_config *cfg, void (*emit)(const char *line, void *a
         case T_DUR:
             snprintf(line, sizeof line, "%s = %s", r->name,
                      *(const rp_durability *)field == RP_DURABLE_ASYNC ? "async" : "sync");
+            break;
+        case T_NUMS:
+            snprintf(line, sizeof line, "%s = %s", r->name,
+                     rp_issue_numbers_name(*(const rp_issue_numbers *)field));
             break;
         case T_U32: snprintf(line, sizeof line, "%s = %u", r->name, *(const uint32_t *)field); break;
         case T_U64:

@@ -23,6 +23,16 @@
 
 typedef enum rp_durability { RP_DURABLE_SYNC = 0, RP_DURABLE_ASYNC = 1 } rp_durability;
 
+/* How a bare number in an issue's `severity` or `status` is read
+ * (setting `issue_numbers`; proto/RECORDS.md "Issue vocabularies"). The
+ * model layer's decoder takes one of these; it lives here, in core, so that
+ * the settings table can hold it without core depending on model. */
+typedef enum rp_issue_numbers {
+    RP_ISSUE_NUMBERS_SERVICENOW = 0, /* severity 1 = critical .. 5 = planning; state 1,2,3,6,7,8 */
+    RP_ISSUE_NUMBERS_FRESHDESK = 1,  /* severity 4 = urgent .. 1 = low; status 2..5 */
+    RP_ISSUE_NUMBERS_NONE = 2,       /* a bare number is refused */
+} rp_issue_numbers;
+
 typedef enum rp_role {
     RP_ROLE_NONE = 0,
     RP_ROLE_ROUTE = 1,
@@ -49,6 +59,7 @@ typedef struct rp_config {
     uint32_t writer_batch_max;
     char default_country[3];   /* ISO 3166-1 alpha-2, e.g. "US" */
     char default_language[36]; /* BCP 47 */
+    rp_issue_numbers issue_numbers; /* how a bare issue severity/status number reads */
 
     /* --- server --- */
     char listen[128];          /* MessagePack-RPC HOST:PORT */
@@ -108,6 +119,9 @@ rp_err rp_config_load_file(rp_config *cfg, const char *path, rp_errbuf *eb);
 /* Find the role of a presented token (constant-time compare per token).
  * Returns RP_ROLE_NONE when no token matches. */
 rp_role rp_config_token_role(const rp_config *cfg, const char *secret, size_t len);
+
+/* Name of an issue_numbers value ("servicenow", "freshdesk", "none"). Never NULL. */
+const char *rp_issue_numbers_name(rp_issue_numbers n);
 
 /* Role name ("route", "agent", "ingest", "admin") <-> enum. */
 const char *rp_role_name(rp_role r);

@@ -47,6 +47,7 @@ typedef struct dec {
     rp_arena *arena;     /* normalized phones and emails go here (WIRE) */
     rp_errbuf *eb;
     const char *what;    /* "customer", "event", "issue", "patch": for sentences */
+    rp_issue_numbers numbers; /* how a bare issue severity/status number reads (WIRE) */
 } dec;
 
 /* Record an error. In STORED mode every code becomes RP_INTERNAL and the
@@ -541,7 +542,7 @@ static rp_err cust_field(const dec *d, int f, const msgpack_object *v, void *rec
 
 rp_err rp_customer_decode(const msgpack_object *o, rp_dec_mode mode, const char *default_country,
                           rp_arena *arena, rp_customer *out, rp_errbuf *eb) {
-    dec d = {mode, default_country, arena, eb, "customer"};
+    dec d = {mode, default_country, arena, eb, "customer", RP_ISSUE_NUMBERS_SERVICENOW};
     memset(out, 0, sizeof *out);
     uint32_t seen;
     rp_err rc = walk_map(&d, o, cust_names, CF__COUNT, cust_field, out, &seen);
@@ -561,7 +562,7 @@ static rp_err cust_patch_field(const dec *d, int f, const msgpack_object *v, voi
 
 rp_err rp_customer_patch(rp_customer *c, const msgpack_object *patch, const char *default_country,
                          rp_arena *arena, rp_errbuf *eb) {
-    dec d = {RP_DEC_WIRE, default_country, arena, eb, "patch"};
+    dec d = {RP_DEC_WIRE, default_country, arena, eb, "patch", RP_ISSUE_NUMBERS_SERVICENOW};
     size_t mark = arena ? arena->used : 0;
     rp_customer next = *c;
     uint32_t seen;
@@ -615,7 +616,7 @@ static rp_err event_field(const dec *d, int f, const msgpack_object *v, void *re
 }
 
 rp_err rp_event_decode(const msgpack_object *o, rp_dec_mode mode, rp_event *out, rp_errbuf *eb) {
-    dec d = {mode, NULL, NULL, eb, "event"};
+    dec d = {mode, NULL, NULL, eb, "event", RP_ISSUE_NUMBERS_SERVICENOW};
     memset(out, 0, sizeof *out);
     out->ts = mode == RP_DEC_WIRE ? -1 : 0; /* -1: not given */
     out->channel = RP_CH_NONE;
@@ -635,17 +636,91 @@ rp_err rp_event_decode(const msgpack_object *o, rp_dec_mode mode, rp_event *out,
 /* ---- issue -------------------------------------------------------------- */
 
 enum {
-    IF_CUSTOMER_ID, IF_ISSUE_ID, IF_TOPIC, IF_STATUS, IF_SEVERITY, IF_SUMMARY, IF_OPENED_AT,
-    IF_UPDATED_AT, IF_FOLLOW_UP_DUE, IF_CONTACTS, IF__COUNT
+    IF_CUSTOMER_ID, IF_ISSUE_ID, IF_TOPIC, IF_STATUS, IF_STATUS_RAW, IF_SEVERITY, IF_SEVERITY_RAW,
+    IF_SUMMARY, IF_OPENED_AT, IF_UPDATED_AT, IF_FOLLOW_UP_DUE, IF_CONTACTS, IF__COUNT
 };
 static const char *const issue_names[IF__COUNT] = {
-    "customer_id", "issue_id", "topic", "status", "severity", "summary", "opened_at",
-    "updated_at", "follow_up_due", "contacts",
+    "customer_id", "issue_id", "topic", "status", "status_raw", "severity", "severity_raw",
+    "summary", "opened_at", "updated_at", "follow_up_due", "contacts",
 };
 
-/* Parse one issue field into rec (an rp_issue). */
+/* What the issue walk collects besides the record: the raw words derived
+ * from `status`/`severity` and the ones given as `status_raw`/`severity_raw`
+ * (an export carries both), reconciled after the walk by issue_words(). */
+typedef struct issue_acc {
+    rp_issue *is;
+    rp_str st_word, sev_word;   /* raw of the word sent in status / severity */
+    rp_str st_given, sev_given; /* status_raw / severity_raw as sent */
+} issue_acc;
+
+/* Status or severity on the wire: a help-desk word (record.h,
+ * rp_*_from_word) or a bare number, as a string or an integer, read per
+ * d->numbers. nil -> dflt with no raw word. An unknown word is BAD_REQUEST
+ * naming the field and the value; the sentence names the levels and a few
+ * help-desk words, and proto/RECORDS.md has the whole table. */
+static rp_err get_issue_word(const dec *d, const msgpack_object *v, const char *field, bool sev,
+                             int dflt, int *out, rp_str *raw) {
+    *raw = (rp_str){NULL, 0};
+    if (v->type == MSGPACK_OBJECT_NIL) {
+        *out = dflt;
+        return RP_OK;
+    }
+    bool ok;
+    rp_severity sv = RP_SEV_NONE;
+    rp_status st = RP_ST_OPEN;
+    char show[SHOW_MAX];
+    if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        uint64_t n = v->via.u64;
+        ok = sev ? rp_severity_from_number(n, d->numbers, &sv, raw)
+                 : rp_status_from_number(n, d->numbers, &st, raw);
+        if (!ok) {
+            snprintf(show, sizeof show, "%llu", (unsigned long long)n);
+            goto bad_number;
+        }
+    } else if (v->type == MSGPACK_OBJECT_STR) {
+        rp_str s = obj_str(v);
+        ok = sev ? rp_severity_from_word(s, d->numbers, &sv, raw)
+                 : rp_status_from_word(s, d->numbers, &st, raw);
+        if (!ok) {
+            printable(s.p, s.n, show);
+            bool digits = s.n > 0;
+            for (size_t i = 0; i < s.n; i++)
+                digits = digits && ((s.p[i] >= '0' && s.p[i] <= '9') || s.p[i] == ' ' || s.p[i] == '\t');
+            if (digits) goto bad_number;
+            return dec_fail(d, RP_BAD_REQUEST,
+                            sev ? "field '%s' must be low, medium, high or critical, or a help-desk "
+                                  "priority such as normal, urgent, Highest, P1 or 2 - High "
+                                  "(got '%s')"
+                                : "field '%s' must be open, pending or resolved, or a help-desk "
+                                  "status such as new, hold, solved, closed, In Progress or Done "
+                                  "(got '%s')",
+                            field, show);
+        }
+    } else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        snprintf(show, sizeof show, "%lld", (long long)v->via.i64);
+        goto bad_number;
+    } else {
+        return type_fail(d, field, "a string or an integer", v);
+    }
+    *out = sev ? (int)sv : (int)st;
+    return RP_OK;
+bad_number:
+    if (d->numbers == RP_ISSUE_NUMBERS_NONE)
+        return dec_fail(d, RP_BAD_REQUEST,
+                        "field '%s' is the bare number '%s', which this server does not read "
+                        "(issue_numbers = none): send a word",
+                        field, show);
+    return dec_fail(d, RP_BAD_REQUEST, "field '%s' is '%s', which is not a %s number when issue_numbers = %s (%s)",
+                    field, show, sev ? "priority" : "status", rp_issue_numbers_name(d->numbers),
+                    d->numbers == RP_ISSUE_NUMBERS_FRESHDESK
+                        ? (sev ? "1..4" : "2..5")
+                        : (sev ? "1..5" : "1, 2, 3, 6, 7, 8"));
+}
+
+/* Parse one issue field into rec (an issue_acc). */
 static rp_err issue_field(const dec *d, int f, const msgpack_object *v, void *rec) {
-    rp_issue *is = rec;
+    issue_acc *x = rec;
+    rp_issue *is = x->is;
     const char *nm = issue_names[f];
     int w = 0;
     uint64_t u = 0;
@@ -655,13 +730,18 @@ static rp_err issue_field(const dec *d, int f, const msgpack_object *v, void *re
     case IF_ISSUE_ID: return get_id(d, v, nm, &is->issue_id);
     case IF_TOPIC: return get_text(d, v, nm, RP_TOKEN_MAX, &is->topic);
     case IF_STATUS:
-        rc = get_enum(d, v, nm, &V_STATUS, RP_ST_OPEN, &w);
+        /* Stored records hold the level's name; clients send any word. */
+        if (d->mode == RP_DEC_STORED) rc = get_enum(d, v, nm, &V_STATUS, RP_ST_OPEN, &w);
+        else rc = get_issue_word(d, v, nm, false, RP_ST_OPEN, &w, &x->st_word);
         is->status = (rp_status)w;
         return rc;
     case IF_SEVERITY:
-        rc = get_enum(d, v, nm, &V_SEVERITY, RP_SEV_NONE, &w);
+        if (d->mode == RP_DEC_STORED) rc = get_enum(d, v, nm, &V_SEVERITY, RP_SEV_NONE, &w);
+        else rc = get_issue_word(d, v, nm, true, RP_SEV_NONE, &w, &x->sev_word);
         is->severity = (rp_severity)w;
         return rc;
+    case IF_STATUS_RAW: return get_text(d, v, nm, RP_VOCAB_WORD_MAX, &x->st_given);
+    case IF_SEVERITY_RAW: return get_text(d, v, nm, RP_VOCAB_WORD_MAX, &x->sev_given);
     case IF_SUMMARY: return get_text(d, v, nm, RP_SUMMARY_MAX, &is->summary);
     case IF_OPENED_AT: return get_time(d, v, nm, &is->opened_at);
     case IF_UPDATED_AT: return get_time(d, v, nm, &is->updated_at);
@@ -674,19 +754,80 @@ static rp_err issue_field(const dec *d, int f, const msgpack_object *v, void *re
     return dec_fail(d, RP_INTERNAL, "issue field %d has no parser", f);
 }
 
-rp_err rp_issue_decode(const msgpack_object *o, rp_dec_mode mode, rp_issue *out, rp_errbuf *eb) {
-    dec d = {mode, NULL, NULL, eb, "issue"};
+/* Settle one raw word after the walk (WIRE). `given` is the *_raw field as
+ * sent, `word` the raw of the level field, level_given whether the level
+ * field held a value. With a level, a given raw word is the display word
+ * (an export round-trips; it must be a help-desk word in some reading, so
+ * that what is shown is what some source system says). Without one, the
+ * raw word alone sets the level, as if it had been sent in the level
+ * field. The result is left out when it is the level's own name. */
+static rp_err issue_word(const dec *d, bool sev, rp_str given, rp_str word, bool level_given,
+                         rp_issue *is, rp_str *raw) {
+    const char *field = sev ? "severity_raw" : "status_raw";
+    *raw = word;
+    if (given.n == 0) return RP_OK;
+    rp_severity sv;
+    rp_status st;
+    if (!level_given) {
+        msgpack_object o = {.type = MSGPACK_OBJECT_STR};
+        o.via.str.ptr = given.p;
+        o.via.str.size = (uint32_t)given.n;
+        int w = 0;
+        rp_err rc = get_issue_word(d, &o, field, sev, 0, &w, raw);
+        if (rc != RP_OK) return rc;
+        if (sev) is->severity = (rp_severity)w;
+        else is->status = (rp_status)w;
+        return RP_OK;
+    }
+    bool ok = false;
+    for (int k = RP_ISSUE_NUMBERS_SERVICENOW; k <= RP_ISSUE_NUMBERS_FRESHDESK && !ok; k++)
+        ok = sev ? rp_severity_from_word(given, (rp_issue_numbers)k, &sv, NULL)
+                 : rp_status_from_word(given, (rp_issue_numbers)k, &st, NULL);
+    if (!ok) {
+        char show[SHOW_MAX];
+        return dec_fail(d, RP_BAD_REQUEST, "field '%s' must be a help-desk %s word (got '%s')",
+                        field, sev ? "priority" : "status", printable(given.p, given.n, show));
+    }
+    /* Keep the trimmed word unless it is exactly the name of the level this
+     * record has. */
+    rp_str t = given;
+    while (t.n > 0 && (t.p[0] == ' ' || t.p[0] == '\t')) t.p++, t.n--;
+    while (t.n > 0 && (t.p[t.n - 1] == ' ' || t.p[t.n - 1] == '\t')) t.n--;
+    const char *name = sev ? rp_severity_name(is->severity) : rp_status_name(is->status);
+    *raw = rp_str_eqc(t, name) ? (rp_str){NULL, 0} : t;
+    return RP_OK;
+}
+
+rp_err rp_issue_decode_as(const msgpack_object *o, rp_dec_mode mode, rp_issue_numbers numbers,
+                          rp_issue *out, rp_errbuf *eb) {
+    dec d = {mode, NULL, NULL, eb, "issue", numbers};
     memset(out, 0, sizeof *out);
     out->status = RP_ST_OPEN;
     out->severity = RP_SEV_NONE;
+    issue_acc x = {.is = out};
     uint32_t seen;
-    rp_err rc = walk_map(&d, o, issue_names, IF__COUNT, issue_field, out, &seen);
+    rp_err rc = walk_map(&d, o, issue_names, IF__COUNT, issue_field, &x, &seen);
     if (rc != RP_OK) return rc;
-    if (mode == RP_DEC_WIRE && out->customer_id.n == 0)
+    if (mode == RP_DEC_STORED) {
+        out->status_raw = x.st_given;
+        out->severity_raw = out->severity != RP_SEV_NONE ? x.sev_given : (rp_str){NULL, 0};
+        return RP_OK;
+    }
+    if (out->customer_id.n == 0)
         return dec_fail(&d, RP_BAD_REQUEST, "missing required field 'customer_id'");
-    if (mode == RP_DEC_WIRE && out->issue_id.n == 0)
+    if (out->issue_id.n == 0)
         return dec_fail(&d, RP_BAD_REQUEST, "missing required field 'issue_id'");
+    bool st_level = rp_mp_get(o, "status") && rp_mp_get(o, "status")->type != MSGPACK_OBJECT_NIL;
+    bool sev_level = out->severity != RP_SEV_NONE;
+    if ((rc = issue_word(&d, false, x.st_given, x.st_word, st_level, out, &out->status_raw)) != RP_OK ||
+        (rc = issue_word(&d, true, x.sev_given, x.sev_word, sev_level, out, &out->severity_raw)) != RP_OK)
+        return rc;
+    if (out->severity == RP_SEV_NONE) out->severity_raw = (rp_str){NULL, 0};
     return RP_OK;
+}
+
+rp_err rp_issue_decode(const msgpack_object *o, rp_dec_mode mode, rp_issue *out, rp_errbuf *eb) {
+    return rp_issue_decode_as(o, mode, RP_ISSUE_NUMBERS_SERVICENOW, out, eb);
 }
 
 /* ---- encoding --------------------------------------------------------------
@@ -786,8 +927,13 @@ void rp_event_encode(msgpack_packer *pk, const rp_event *e, unsigned enc) {
 void rp_issue_encode(msgpack_packer *pk, const rp_issue *is, unsigned enc) {
     bool wire = (enc & RP_ENC_STORED) == 0;
     size_t n = 4 + (wire ? 2 : 0); /* status, opened_at, updated_at, contacts [, ids] */
+    /* A raw word goes out only when it is not the level's own name, so a
+     * record sent with the levels has the bytes it always had. */
+    bool st_raw = is->status_raw.n > 0 && !rp_str_eqc(is->status_raw, rp_status_name(is->status));
+    bool sev_raw = is->severity != RP_SEV_NONE && is->severity_raw.n > 0 &&
+                   !rp_str_eqc(is->severity_raw, rp_severity_name(is->severity));
     n += (is->topic.n > 0) + (is->severity != RP_SEV_NONE) + (is->summary.n > 0) +
-         (is->follow_up_due != 0);
+         (is->follow_up_due != 0) + st_raw + sev_raw;
     msgpack_pack_map(pk, n);
     if (wire) {
         kv_str(pk, "customer_id", is->customer_id);
@@ -796,10 +942,12 @@ void rp_issue_encode(msgpack_packer *pk, const rp_issue *is, unsigned enc) {
     kv_opt(pk, "topic", is->topic);
     rp_mp_pack_cstr(pk, "status");
     rp_mp_pack_cstr(pk, rp_status_name(is->status));
+    if (st_raw) kv_str(pk, "status_raw", is->status_raw);
     if (is->severity != RP_SEV_NONE) {
         rp_mp_pack_cstr(pk, "severity");
         rp_mp_pack_cstr(pk, rp_severity_name(is->severity));
     }
+    if (sev_raw) kv_str(pk, "severity_raw", is->severity_raw);
     kv_opt(pk, "summary", is->summary);
     kv_int(pk, "opened_at", is->opened_at);
     kv_int(pk, "updated_at", is->updated_at);

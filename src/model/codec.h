@@ -58,7 +58,25 @@ void rp_event_encode(msgpack_packer *pk, const rp_event *e, unsigned enc);
 
 /* Issue. RP_DEC_WIRE requires customer_id, issue_id; status defaults to
  * open, contacts to 0, times to 0 (the store fills opened_at/updated_at).
- * RP_DEC_STORED: the caller sets customer_id and issue_id from the key. */
+ * RP_DEC_STORED: the caller sets customer_id and issue_id from the key.
+ *
+ * `status` and `severity` take the help-desk words of record.h
+ * (rp_*_from_word: "hold", "urgent", "P1", "1 - Critical", any case) or a
+ * bare number (string or integer) read per `numbers` (the server passes its
+ * issue_numbers setting). The level goes to status/severity, the word as
+ * sent to status_raw/severity_raw when it is not the level's own name. A
+ * client may also send `status_raw`/`severity_raw` (an export carries
+ * them): beside a level it is the display word and must be a help-desk
+ * word in some reading; alone it is read as if sent in the level field.
+ * Errors: RP_BAD_REQUEST naming the field and the value (unknown word,
+ * number outside the reading, wrong type), RP_TOO_LARGE; STORED:
+ * RP_INTERNAL. Raw words point into o's memory (or a static table for
+ * integers); nothing is allocated. */
+rp_err rp_issue_decode_as(const msgpack_object *o, rp_dec_mode mode, rp_issue_numbers numbers,
+                          rp_issue *out, rp_errbuf *eb);
+/* rp_issue_decode_as with RP_ISSUE_NUMBERS_SERVICENOW, the default of the
+ * issue_numbers setting (the store's reads use it: stored records hold
+ * levels, never bare numbers, so the reading does not matter there). */
 rp_err rp_issue_decode(const msgpack_object *o, rp_dec_mode mode, rp_issue *out, rp_errbuf *eb);
 void rp_issue_encode(msgpack_packer *pk, const rp_issue *i, unsigned enc);
 

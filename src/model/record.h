@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/config.h" /* rp_issue_numbers */
+
 /* A byte slice. Not NUL-terminated. n == 0 means absent/empty. */
 typedef struct rp_str {
     const char *p;
@@ -44,6 +46,7 @@ static inline bool rp_str_eqc(rp_str a, const char *c);
 #define RP_MAX_PHONES 16      /* home, mobile, work, old numbers... */
 #define RP_MAX_EMAILS 16
 #define RP_MAX_ACCOUNTS 16
+#define RP_VOCAB_WORD_MAX 32  /* a help-desk word ("5 - Planning", "In Progress"), spaces trimmed */
 
 /* --- enums with fixed vocabularies ------------------------------------ */
 typedef enum rp_channel {
@@ -74,6 +77,33 @@ bool rp_channel_parse(rp_str s, rp_channel *out);
 bool rp_outcome_parse(rp_str s, rp_outcome *out);
 bool rp_status_parse(rp_str s, rp_status *out);
 bool rp_severity_parse(rp_str s, rp_severity *out);
+
+/* --- issue vocabularies of help desks and CRMs ---------------------------
+ * Issue status and severity accept the words real systems send (Zendesk,
+ * Freshdesk, Salesforce, ServiceNow, Jira, P1..P5; the table is in record.c
+ * and proto/RECORDS.md "Issue vocabularies") and map each to one of the
+ * levels above, which is what ranking and routing look at. A word is
+ * matched ASCII case-insensitively, with surrounding spaces and tabs
+ * trimmed, runs of inner spaces (or '_') taken as one space, and spaces
+ * around '-' ignored ("1 - Critical" = "1-critical"). A bare number ("4",
+ * or the integer 4 given to rp_*_number) is read per `numbers`.
+ *
+ *   word:    the value as sent (need not be NUL-terminated; any bytes).
+ *   numbers: how a bare number reads (setting issue_numbers).
+ *   out:     the level; written only on success.
+ *   raw:     may be NULL; on success the word as sent with surrounding
+ *            spaces trimmed (a slice of word, so it lives as long as word),
+ *            or {NULL, 0} when that is exactly the level's name ("high"),
+ *            so records written by clients that send the levels stay as
+ *            they were.
+ * Return false when the word is not in the vocabulary (then out and raw are
+ * untouched). No errors otherwise; nothing is allocated. */
+bool rp_severity_from_word(rp_str word, rp_issue_numbers numbers, rp_severity *out, rp_str *raw);
+bool rp_status_from_word(rp_str word, rp_issue_numbers numbers, rp_status *out, rp_str *raw);
+/* The same for a number given as a msgpack integer. raw (may be NULL)
+ * receives the number's decimal text from a static table. */
+bool rp_severity_from_number(uint64_t n, rp_issue_numbers numbers, rp_severity *out, rp_str *raw);
+bool rp_status_from_number(uint64_t n, rp_issue_numbers numbers, rp_status *out, rp_str *raw);
 
 /* --- records ------------------------------------------------------------ */
 typedef struct rp_pref {
@@ -116,6 +146,10 @@ typedef struct rp_issue {
     rp_str topic, summary;
     rp_status status;
     rp_severity severity;
+    /* The word the source system sent, when it is not the level's own name
+     * ("hold", "urgent", "1 - Critical"); {NULL, 0} otherwise. For display
+     * only: status and severity above are what everything ranks by. */
+    rp_str status_raw, severity_raw;
     int64_t opened_at, updated_at;
     int64_t follow_up_due; /* 0 = no promise */
     uint32_t contacts;

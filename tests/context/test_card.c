@@ -545,6 +545,100 @@ static double single_driver_score(int64_t age) {
     return sc;
 }
 
+/* Decode a help-desk issue the way the server does (wire decoder, default
+ * issue_numbers) into the scenario. The map is built with the packer so the
+ * test reads like the JSON a Zendesk integration posts; pb must outlive the
+ * card (the issue's strings point into it). */
+static rp_issue *crm_issue(scen *s, msgpack_sbuffer *pb, msgpack_unpacked *up, const char *id,
+                           const char *topic, const char *status, const char *severity,
+                           int64_t opened_ago, int64_t updated_ago, int64_t due) {
+    msgpack_packer pk;
+    msgpack_sbuffer_init(pb);
+    msgpack_packer_init(&pk, pb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 8 + (due != 0));
+    rp_mp_pack_cstr(&pk, "customer_id"), rp_mp_pack_str(&pk, s->c.id);
+    rp_mp_pack_cstr(&pk, "issue_id"), rp_mp_pack_cstr(&pk, id);
+    rp_mp_pack_cstr(&pk, "topic"), rp_mp_pack_cstr(&pk, topic);
+    rp_mp_pack_cstr(&pk, "status"), rp_mp_pack_cstr(&pk, status);
+    rp_mp_pack_cstr(&pk, "severity"), rp_mp_pack_cstr(&pk, severity);
+    rp_mp_pack_cstr(&pk, "summary"), rp_mp_pack_cstr(&pk, "Double charge on the March invoice");
+    rp_mp_pack_cstr(&pk, "opened_at"), msgpack_pack_int64(&pk, NOW - opened_ago);
+    rp_mp_pack_cstr(&pk, "updated_at"), msgpack_pack_int64(&pk, NOW - updated_ago);
+    if (due) rp_mp_pack_cstr(&pk, "follow_up_due"), msgpack_pack_int64(&pk, due);
+    msgpack_unpacked_init(up);
+    assert_int_equal(msgpack_unpack_next(up, pb->data, pb->size, NULL), MSGPACK_UNPACK_SUCCESS);
+    assert_true(s->nis < 16);
+    rp_issue *i = &s->is[s->nis++];
+    rp_errbuf eb = {0};
+    rp_err rc = rp_issue_decode_as(&up->data, RP_DEC_WIRE, cfg.issue_numbers, i, &eb);
+    if (rc != RP_OK) fail_msg("%s: %s", id, eb.msg);
+    return i;
+}
+
+/* A Zendesk ticket on hold with an urgent priority and a callback promised
+ * yesterday: hold is not resolved, so the missed promise is on the card and
+ * the issue ranks as critical; the agent sees Zendesk's own words. A solved
+ * ticket's old promise and a "closed" one are not promises any more. */
+static void test_zendesk_vocabulary(void **state) {
+    (void)state;
+    msgpack_sbuffer pb[4];
+    msgpack_unpacked up[4];
+    scen *s = scen_new("Z-77", "Priya Raman", "en", "standard", NOW - 2 * 365 * D);
+    const rp_issue *hold = crm_issue(s, &pb[0], &up[0], "ZD-4411", "billing", "hold", "urgent",
+                                     5 * D, 2 * D, NOW - 20 * H);
+    const rp_issue *fresh = crm_issue(s, &pb[1], &up[1], "ZD-4420", "delivery", " New ", "P2",
+                                      3 * H, 1 * H, 0);
+    const rp_issue *solved = crm_issue(s, &pb[2], &up[2], "ZD-4100", "refund", "solved", "normal",
+                                       30 * D, 20 * D, NOW - 25 * D);
+    const rp_issue *closed = crm_issue(s, &pb[3], &up[3], "ZD-4000", "refund", "Closed", "low",
+                                       60 * D, 50 * D, NOW - 55 * D);
+    assert_int_equal(hold->status, RP_ST_PENDING);
+    assert_int_equal(hold->severity, RP_SEV_CRITICAL);
+    assert_true(str_is(hold->status_raw, "hold") && str_is(hold->severity_raw, "urgent"));
+    assert_int_equal(fresh->status, RP_ST_OPEN);
+    assert_int_equal(fresh->severity, RP_SEV_HIGH);
+    assert_true(str_is(fresh->status_raw, "New")); /* trimmed, case kept */
+    assert_int_equal(solved->status, RP_ST_RESOLVED);
+    assert_int_equal(closed->status, RP_ST_RESOLVED);
+    assert_true(str_is(closed->severity_raw, NULL)); /* "low" is the level's name */
+    run(s);
+    check_invariants(&s->card);
+    expect_top(s, "billing", "ZD-4411");
+    expect_text(s->card.reasons[0].evidence, "was missed (issue ZD-4411 about billing");
+    expect_cue(s, RP_CUE_BROKEN_PROMISE, "(issue ZD-4411 about billing)");
+    assert_int_equal(s->card.broken_promises, 1); /* solved and closed promises do not count */
+    assert_int_equal(s->card.open_total, 2);
+    assert_ptr_equal(s->card.open[0], hold); /* the overdue promise first */
+    assert_int_equal(s->card.open[0]->severity, RP_SEV_CRITICAL);
+    const rp_reason *r = reason(&s->card, "delivery");
+    assert_non_null(r);
+    expect_text(r->evidence, "Open high-severity issue ZD-4420 (New, P2) about delivery");
+    assert_int_equal(s->route.priority, RP_PRIORITY_DEFAULT + 1); /* the broken promise */
+    assert_true(str_is(s->route.issue_id, "ZD-4411"));
+    /* The card's open issues carry the level and the word as sent. */
+    msgpack_sbuffer out;
+    msgpack_sbuffer_init(&out);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &out, msgpack_sbuffer_write);
+    rp_issue_encode(&pk, hold, RP_ENC_WIRE);
+    msgpack_unpacked o;
+    msgpack_unpacked_init(&o);
+    assert_int_equal(msgpack_unpack_next(&o, out.data, out.size, NULL), MSGPACK_UNPACK_SUCCESS);
+    rp_str v;
+    assert_int_equal(rp_mp_str(&o.data, "severity", &v, NULL), RP_OK);
+    assert_true(str_is(v, "critical"));
+    assert_int_equal(rp_mp_str(&o.data, "severity_raw", &v, NULL), RP_OK);
+    assert_true(str_is(v, "urgent"));
+    assert_int_equal(rp_mp_str(&o.data, "status", &v, NULL), RP_OK);
+    assert_true(str_is(v, "pending"));
+    assert_int_equal(rp_mp_str(&o.data, "status_raw", &v, NULL), RP_OK);
+    assert_true(str_is(v, "hold"));
+    msgpack_unpacked_destroy(&o);
+    msgpack_sbuffer_destroy(&out);
+    for (int k = 0; k < 4; k++) msgpack_unpacked_destroy(&up[k]), msgpack_sbuffer_destroy(&pb[k]);
+    free(s);
+}
+
 static void test_decay(void **state) {
     (void)state;
     double fresh = single_driver_score(60), day = single_driver_score(D), week = single_driver_score(7 * D),
@@ -1349,6 +1443,7 @@ int main(void) {
         cmocka_unit_test_setup(test_unknown_kind_drives_calls, setup),
         cmocka_unit_test_setup(test_future_records_ignored, setup),
         cmocka_unit_test_setup(test_two_broken_promises, setup),
+        cmocka_unit_test_setup(test_zendesk_vocabulary, setup),
         cmocka_unit_test_setup(test_decay, setup),
         cmocka_unit_test_setup(test_summing, setup),
         cmocka_unit_test_setup(test_ties_and_topic_case, setup),
