@@ -1076,89 +1076,6 @@ static bool str_in(rp_str x, const rp_str *list, uint32_t n) {
     return false;
 }
 
-/* A byte-length limit the stored decoder enforces (codec.c, RP_DEC_STORED):
- * a record the store writes must read back, whoever built it. */
-static rp_err check_len(rp_str s, size_t min, size_t max, const char *what, rp_errbuf *eb) {
-    if (s.n > max) return rp_errf(eb, RP_TOO_LARGE, "%s is %zu bytes; the limit is %zu", what, s.n, max);
-    if (s.n < min) return rp_errf(eb, RP_BAD_REQUEST, "%s is empty", what);
-    return RP_OK;
-}
-
-#define RP_STORE_LANG_MAX 35 /* BCP 47 tags the codec accepts */
-
-/* The store's own checks on a customer it is asked to write: the id, the
- * counts, lengths, and index keys that LMDB can hold. Text syntax (UTF-8,
- * phone normalization) is the codec's job; this guards the invariants the
- * key layout and the stored decoder rest on. O(fields). */
-static rp_err check_customer(const rp_customer *c, rp_errbuf *eb) {
-    rp_err rc = rp_id_check(c->id, "id", eb);
-    if (rc != RP_OK) return rc;
-    if (c->nphones > RP_MAX_PHONES || c->nemails > RP_MAX_EMAILS || c->naccounts > RP_MAX_ACCOUNTS ||
-        c->nflags > RP_MAX_FLAGS || c->nprefs > RP_MAX_PREFS || c->nnotes > RP_MAX_NOTES)
-        return rp_errf(eb, RP_TOO_LARGE, "customer '%.*s' has too many list entries", (int)c->id.n, c->id.p);
-    if ((rc = check_len(c->name, 0, RP_NAME_MAX, "name", eb)) != RP_OK ||
-        (rc = check_len(c->preferred_name, 0, RP_NAME_MAX, "preferred_name", eb)) != RP_OK ||
-        (rc = check_len(c->language, 0, RP_STORE_LANG_MAX, "language", eb)) != RP_OK ||
-        (rc = check_len(c->timezone, 0, RP_NAME_MAX, "timezone", eb)) != RP_OK ||
-        (rc = check_len(c->tier, 0, RP_NAME_MAX, "tier", eb)) != RP_OK)
-        return rc;
-    for (uint32_t i = 0; i < c->nflags; i++)
-        if ((rc = check_len(c->flags[i], 1, RP_TOKEN_MAX, "a flag", eb)) != RP_OK) return rc;
-    for (uint32_t i = 0; i < c->nnotes; i++)
-        if ((rc = check_len(c->notes[i], 1, RP_NOTE_MAX, "a rapport note", eb)) != RP_OK) return rc;
-    for (uint32_t i = 0; i < c->nprefs; i++)
-        if ((rc = check_len(c->prefs[i].key, 0, RP_PREF_KEY_MAX, "a preference key", eb)) != RP_OK ||
-            (rc = check_len(c->prefs[i].value, 0, RP_PREF_VAL_MAX, "a preference value", eb)) != RP_OK)
-            return rc;
-    for (uint32_t i = 0; i < c->nphones; i++) {
-        rp_str p = c->phones[i];
-        bool ok = p.n >= 2 && p.n <= RP_PHONE_MAX && p.p[0] == '+';
-        for (size_t j = 1; ok && j < p.n; j++) ok = p.p[j] >= '0' && p.p[j] <= '9';
-        if (!ok) return rp_errf(eb, RP_BAD_REQUEST, "phones[%" PRIu32 "] is not an E.164 number", i);
-    }
-    for (uint32_t i = 0; i < c->nemails; i++) {
-        rp_str e = c->emails[i];
-        if (e.n == 0 || e.n > RP_EMAIL_MAX || memchr(e.p, '@', e.n) == NULL)
-            return rp_errf(eb, RP_BAD_REQUEST, "emails[%" PRIu32 "] is not a normalized email", i);
-    }
-    for (uint32_t i = 0; i < c->naccounts; i++) {
-        rc = rp_id_check(c->accounts[i], "accounts", eb);
-        if (rc != RP_OK) return rc;
-    }
-    return RP_OK;
-}
-
-/* An event must carry what the stored decoder requires (channel, kind)
- * within its limits. */
-static rp_err check_event(const rp_event *e, rp_errbuf *eb) {
-    if (e->ts < 0) return rp_errf(eb, RP_BAD_REQUEST, "ts must be >= 0, got %" PRId64, e->ts);
-    if (e->channel <= RP_CH_NONE || e->channel >= RP_CH__COUNT)
-        return rp_errf(eb, RP_BAD_REQUEST, "event has no valid channel");
-    if ((unsigned)e->outcome >= RP_OUT__COUNT)
-        return rp_errf(eb, RP_BAD_REQUEST, "event has an invalid outcome");
-    if (e->has_sentiment && !(e->sentiment >= -1.0 && e->sentiment <= 1.0))
-        return rp_errf(eb, RP_BAD_REQUEST, "sentiment must be between -1.0 and 1.0");
-    rp_err rc;
-    if ((rc = check_len(e->kind, 1, RP_TOKEN_MAX, "kind", eb)) != RP_OK ||
-        (rc = check_len(e->topic, 0, RP_TOKEN_MAX, "topic", eb)) != RP_OK ||
-        (rc = check_len(e->agent, 0, RP_TOKEN_MAX, "agent", eb)) != RP_OK ||
-        (rc = check_len(e->summary, 0, RP_SUMMARY_MAX, "summary", eb)) != RP_OK)
-        return rc;
-    if (e->issue_id.n > 0) return rp_id_check(e->issue_id, "issue_id", eb);
-    return RP_OK;
-}
-
-static rp_err check_issue(const rp_issue *i, rp_errbuf *eb) {
-    rp_err rc = rp_id_check(i->issue_id, "issue_id", eb);
-    if (rc != RP_OK) return rc;
-    if ((unsigned)i->status >= RP_ST__COUNT || (unsigned)i->severity >= RP_SEV__COUNT)
-        return rp_errf(eb, RP_BAD_REQUEST, "issue has an invalid status or severity");
-    if ((rc = check_len(i->topic, 0, RP_TOKEN_MAX, "topic", eb)) != RP_OK ||
-        (rc = check_len(i->summary, 0, RP_SUMMARY_MAX, "summary", eb)) != RP_OK)
-        return rc;
-    return RP_OK;
-}
-
 /* A put on a merged-away id would resurrect it beside its alias. */
 static rp_err check_not_alias(rp_store *s, MDB_txn *txn, rp_str id, rp_errbuf *eb) {
     MDB_val k = mval(id.p, id.n), v;
@@ -1196,7 +1113,7 @@ static rp_err reindex(rp_store *s, MDB_txn *txn, const rp_customer *old, const r
 /* put with opts already defaulted; shared by put and patch. */
 static rp_err put_customer(rp_store *s, MDB_txn *txn, const rp_customer *c, const rp_put_opts *opts,
                            uint64_t *version_out, rp_errbuf *eb) {
-    rp_err rc = check_customer(c, eb);
+    rp_err rc = rp_customer_check(c, eb);
     if (rc != RP_OK) return rc;
     rc = check_not_alias(s, txn, c->id, eb);
     if (rc != RP_OK) return rc;
@@ -1260,7 +1177,7 @@ rp_err rp_store_wpatch_customer(rp_store *s, MDB_txn *txn, rp_str id, const msgp
 
 rp_err rp_store_wappend_event(rp_store *s, MDB_txn *txn, const rp_event *e, int64_t now,
                               rp_cursor *at_out, rp_errbuf *eb) {
-    rp_err rc = check_event(e, eb);
+    rp_err rc = rp_event_check(e, eb);
     if (rc != RP_OK) return rc;
     char idbuf[RP_ID_MAX];
     rp_str cid;
@@ -1289,7 +1206,7 @@ rp_err rp_store_wappend_event(rp_store *s, MDB_txn *txn, const rp_event *e, int6
 }
 
 rp_err rp_store_wput_issue(rp_store *s, MDB_txn *txn, const rp_issue *i, int64_t now, rp_errbuf *eb) {
-    rp_err rc = check_issue(i, eb);
+    rp_err rc = rp_issue_check(i, eb);
     if (rc != RP_OK) return rc;
     char idbuf[RP_ID_MAX];
     rp_str cid;
