@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "api/cursor.h"
 #include "api/ops.h"
 #include "context/context.h"
 #include "model/codec.h"

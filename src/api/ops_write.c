@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "api/cursor.h"
 #include "api/ops.h"
 #include "model/codec.h"
 

@@ -39,7 +39,7 @@ typedef struct rp_store rp_store;
 typedef enum rp_ident_kind { RP_IDENT_PHONE = 0, RP_IDENT_EMAIL, RP_IDENT_ACCOUNT } rp_ident_kind;
 
 /* A position in a customer's history: events strictly older than (ts, seq).
- * Text form "TS.SEQ" (e.g. "1732350000.0"). */
+ * Its text form "TS.SEQ" is the wire layer's (api/cursor.h). */
 typedef struct rp_cursor {
     int64_t ts;
     uint32_t seq;
@@ -195,10 +195,5 @@ rp_err rp_store_put_issue(rp_store *s, const rp_issue *i, int64_t now, rp_errbuf
 rp_err rp_store_forget(rp_store *s, rp_str id, rp_errbuf *eb);
 rp_err rp_store_merge(rp_store *s, rp_str from, rp_str into, int64_t now, uint64_t *version_out,
                       rp_errbuf *eb);
-
-/* Cursor text form "TS.SEQ". format writes at most 32 bytes incl. NUL.
- * parse returns RP_OK or RP_BAD_REQUEST. */
-void rp_cursor_format(const rp_cursor *c, char out[32]);
-rp_err rp_cursor_parse(rp_str s, rp_cursor *out, rp_errbuf *eb);
 
 #endif
