@@ -31,11 +31,6 @@
 #include "store/store.h"
 #include "store/store_int.h"
 
-static MDB_val mval(const void *p, size_t n) {
-    MDB_val v = {n, (void *)p};
-    return v;
-}
-
 /* Append x to list[*n] unless present; false when the list is full. */
 static bool add_unique(rp_str *list, uint32_t *n, uint32_t cap, rp_str x) {
     for (uint32_t i = 0; i < *n; i++)
@@ -117,7 +112,7 @@ static rp_err move_events(rp_store *s, MDB_txn *txn, rp_str fid, rp_str iid, uin
     size_t cap = 0;
     *moved = 0;
     for (;;) {
-        MDB_val k = mval(fp, fpn), v;
+        MDB_val k = rp_si_mval(fp, fpn), v;
         mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
         if (mrc == MDB_NOTFOUND || (mrc == 0 && !rp_keys_has_prefix(&k, fp, fpn))) break;
         if (mrc) {
@@ -143,19 +138,19 @@ static rp_err move_events(rp_store *s, MDB_txn *txn, rp_str fid, rp_str iid, uin
         if (vn) memcpy(val, v.mv_data, vn);
         char nk[RP_KEYS_EVENT_MAX], ok[RP_KEYS_EVENT_MAX];
         size_t nkn = rp_keys_event(nk, iid, ts, seq), okn = rp_keys_event(ok, fid, ts, seq);
-        MDB_val nkv = mval(nk, nkn), nv = mval(val, vn);
+        MDB_val nkv = rp_si_mval(nk, nkn), nv = rp_si_mval(val, vn);
         mrc = mdb_put(txn, dbi, &nkv, &nv, MDB_NOOVERWRITE);
         if (mrc == MDB_KEYEXIST) {
             uint32_t ns;
             rc = rp_si_event_next_seq(s, txn, iid, ts, &ns, eb);
             if (rc != RP_OK) goto out;
             nkn = rp_keys_event(nk, iid, ts, ns);
-            nkv = mval(nk, nkn);
-            nv = mval(val, vn);
+            nkv = rp_si_mval(nk, nkn);
+            nv = rp_si_mval(val, vn);
             mrc = mdb_put(txn, dbi, &nkv, &nv, MDB_NOOVERWRITE);
         }
         if (mrc == 0) {
-            MDB_val okv = mval(ok, okn);
+            MDB_val okv = rp_si_mval(ok, okn);
             mrc = mdb_del(txn, dbi, &okv, NULL);
         }
         if (mrc) {
@@ -182,7 +177,7 @@ static rp_err move_issues(rp_store *s, MDB_txn *txn, rp_str fid, rp_str iid, rp_
     rp_err rc = RP_OK;
     rp_si_blob fv = {0};
     for (;;) {
-        MDB_val k = mval(fp, fpn), v;
+        MDB_val k = rp_si_mval(fp, fpn), v;
         mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
         if (mrc == MDB_NOTFOUND || (mrc == 0 && !rp_keys_has_prefix(&k, fp, fpn))) break;
         if (mrc) {
@@ -206,7 +201,7 @@ static rp_err move_issues(rp_store *s, MDB_txn *txn, rp_str fid, rp_str iid, rp_
         memcpy(fv.p, v.mv_data, fv.n);
         char nk[RP_KEYS_ISSUE_MAX], ok[RP_KEYS_ISSUE_MAX];
         size_t nkn = rp_keys_issue(nk, iid, issue_id), okn = rp_keys_issue(ok, fid, issue_id);
-        MDB_val nkv = mval(nk, nkn), existing, fval = mval(fv.p, fv.n);
+        MDB_val nkv = rp_si_mval(nk, nkn), existing, fval = rp_si_mval(fv.p, fv.n);
         bool keep_from = true;
         mrc = mdb_get(txn, dbi, &nkv, &existing);
         if (mrc == 0) {
@@ -221,7 +216,7 @@ static rp_err move_issues(rp_store *s, MDB_txn *txn, rp_str fid, rp_str iid, rp_
         }
         mrc = keep_from ? mdb_put(txn, dbi, &nkv, &fval, 0) : 0;
         if (mrc == 0) {
-            MDB_val okv = mval(ok, okn);
+            MDB_val okv = rp_si_mval(ok, okn);
             mrc = mdb_del(txn, dbi, &okv, NULL);
         }
         if (mrc) {
@@ -245,7 +240,7 @@ static rp_err drain_aliases(rp_store *s, MDB_txn *txn, rp_str target, const rp_s
     int mrc = mdb_cursor_open(txn, s->dbi[RP_DB_ALIAS_REV], &cur);
     if (mrc) return rp_si_mdb(eb, mrc, "opening an alias cursor");
     for (;;) {
-        MDB_val k = mval(target.p, target.n), v;
+        MDB_val k = rp_si_mval(target.p, target.n), v;
         mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
         if (mrc == MDB_NOTFOUND) {
             mrc = 0;
@@ -259,10 +254,10 @@ static rp_err drain_aliases(rp_store *s, MDB_txn *txn, rp_str target, const rp_s
         char obuf[RP_ID_MAX];
         size_t on = v.mv_size;
         memcpy(obuf, v.mv_data, on);
-        MDB_val ok = mval(obuf, on);
+        MDB_val ok = rp_si_mval(obuf, on);
         if (new_target != NULL) {
-            MDB_val nv = mval(new_target->p, new_target->n);
-            MDB_val nk = mval(new_target->p, new_target->n), ov = mval(obuf, on);
+            MDB_val nv = rp_si_mval(new_target->p, new_target->n);
+            MDB_val nk = rp_si_mval(new_target->p, new_target->n), ov = rp_si_mval(obuf, on);
             mrc = mdb_put(txn, s->dbi[RP_DB_ALIASES], &ok, &nv, 0);
             if (mrc == 0) mrc = mdb_put(txn, s->dbi[RP_DB_ALIAS_REV], &nk, &ov, MDB_NODUPDATA);
             if (mrc == MDB_KEYEXIST) mrc = 0;
@@ -271,7 +266,7 @@ static rp_err drain_aliases(rp_store *s, MDB_txn *txn, rp_str target, const rp_s
             if (mrc == MDB_NOTFOUND) mrc = 0;
         }
         if (mrc) break;
-        MDB_val tk = mval(target.p, target.n), ov = mval(obuf, on);
+        MDB_val tk = rp_si_mval(target.p, target.n), ov = rp_si_mval(obuf, on);
         mrc = mdb_del(txn, s->dbi[RP_DB_ALIAS_REV], &tk, &ov);
         if (mrc) break;
     }
@@ -318,11 +313,11 @@ rp_err rp_store_wmerge(rp_store *s, MDB_txn *txn, rp_str from, rp_str into, int6
     if (rc == RP_OK) rc = rp_si_store_customer(s, txn, &m, eb);
     if (rc != RP_OK) goto out;
 
-    MDB_val fk = mval(fid.p, fid.n), iv = mval(iid.p, iid.n);
+    MDB_val fk = rp_si_mval(fid.p, fid.n), iv = rp_si_mval(iid.p, iid.n);
     int mrc = mdb_del(txn, s->dbi[RP_DB_CUSTOMERS], &fk, NULL);
     if (mrc == 0) mrc = mdb_put(txn, s->dbi[RP_DB_ALIASES], &fk, &iv, 0);
     if (mrc == 0) {
-        MDB_val ik = mval(iid.p, iid.n), fv = mval(fid.p, fid.n);
+        MDB_val ik = rp_si_mval(iid.p, iid.n), fv = rp_si_mval(fid.p, fid.n);
         mrc = mdb_put(txn, s->dbi[RP_DB_ALIAS_REV], &ik, &fv, MDB_NODUPDATA);
         if (mrc == MDB_KEYEXIST) mrc = 0;
     }
@@ -361,7 +356,7 @@ rp_err rp_store_wforget(rp_store *s, MDB_txn *txn, rp_str id, rp_errbuf *eb) {
     if (rc == RP_OK) rc = rp_si_evcount_set(s, txn, cid, 0, eb);
     if (rc == RP_OK) rc = drain_aliases(s, txn, cid, NULL, eb);
     if (rc == RP_OK) {
-        MDB_val k = mval(cid.p, cid.n);
+        MDB_val k = rp_si_mval(cid.p, cid.n);
         int mrc = mdb_del(txn, s->dbi[RP_DB_CUSTOMERS], &k, NULL);
         if (mrc) rc = rp_si_mdb(eb, mrc, "deleting the customer");
     }
