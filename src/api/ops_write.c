@@ -198,16 +198,6 @@ void rp_api_write_set_canon(rp_api_write *w, rp_str id) {
 /* The canonical id kept by apply(). */
 static rp_str write_canon(const rp_api_write *w) { return (rp_str){w->canon, w->canon_n}; }
 
-/* Resolve id inside txn and keep the canonical id (after the write, so that
- * the reply names the record that now holds the data). */
-static rp_err keep_canon(rp_api_write *w, MDB_txn *txn, rp_str id, rp_errbuf *eb) {
-    rp_str canon;
-    rp_err rc = rp_store_resolve(rp_api_store(w->rq.api), txn, id, &canon, eb);
-    if (rc != RP_OK) return rc;
-    rp_api_write_set_canon(w, canon);
-    return RP_OK;
-}
-
 /* Start a write: allocate the request or reply UNAVAILABLE. */
 static rp_api_write *write_begin(rp_api_req *rq, const msgpack_object *params) {
     rp_api_write *w = rp_api_write_new(rq, params);
@@ -291,10 +281,11 @@ static rp_err customer_with_id(rp_api_write *w, msgpack_object *cust, rp_errbuf 
 
 /* Writer thread: store the whole profile. */
 static rp_err apply_customer_put(rp_api_write *w, MDB_txn *txn, rp_errbuf *eb) {
+    rp_store_id canon;
     rp_err rc = rp_store_wput_customer(rp_api_store(w->rq.api), txn, &w->c, &w->opts,
-                                       &w->version, eb);
+                                       &w->version, &canon, eb);
     if (rc != RP_OK) return rc;
-    rp_api_write_set_canon(w, w->c.id);
+    rp_api_write_set_canon(w, rp_store_id_str(&canon));
     return RP_OK;
 }
 
@@ -335,10 +326,12 @@ void rp_op_customer_put(rp_api_req *rq, const msgpack_object *params) {
 
 /* Writer thread: merge-patch the stored profile. */
 static rp_err apply_customer_patch(rp_api_write *w, MDB_txn *txn, rp_errbuf *eb) {
+    rp_store_id canon;
     rp_err rc = rp_store_wpatch_customer(rp_api_store(w->rq.api), txn, w->id, w->patch, &w->opts,
-                                         &w->version, eb);
+                                         &w->version, &canon, eb);
     if (rc != RP_OK) return rc;
-    return keep_canon(w, txn, w->id, eb);
+    rp_api_write_set_canon(w, rp_store_id_str(&canon));
+    return RP_OK;
 }
 
 /* customer.patch {id, patch, expect_version?} -> {id, version}. The patch
@@ -406,10 +399,12 @@ void rp_op_customer_forget(rp_api_req *rq, const msgpack_object *params) {
 
 /* Writer thread: fold `from` (w->id) into `into` (w->other). */
 static rp_err apply_customer_merge(rp_api_write *w, MDB_txn *txn, rp_errbuf *eb) {
+    rp_store_id canon;
     rp_err rc = rp_store_wmerge(rp_api_store(w->rq.api), txn, w->id, w->other, w->rq.now,
-                                &w->version, eb);
+                                &w->version, &canon, eb);
     if (rc != RP_OK) return rc;
-    return keep_canon(w, txn, w->other, eb);
+    rp_api_write_set_canon(w, rp_store_id_str(&canon));
+    return RP_OK;
 }
 
 /* customer.merge {from, into} -> {id (the survivor), version}. */
@@ -434,9 +429,12 @@ void rp_op_customer_merge(rp_api_req *rq, const msgpack_object *params) {
 
 /* Writer thread: append the event. */
 static rp_err apply_event_append(rp_api_write *w, MDB_txn *txn, rp_errbuf *eb) {
-    rp_err rc = rp_store_wappend_event(rp_api_store(w->rq.api), txn, &w->e, w->rq.now, &w->at, eb);
+    rp_store_id canon;
+    rp_err rc = rp_store_wappend_event(rp_api_store(w->rq.api), txn, &w->e, w->rq.now, &w->at,
+                                       &canon, eb);
     if (rc != RP_OK) return rc;
-    return keep_canon(w, txn, w->e.customer_id, eb);
+    rp_api_write_set_canon(w, rp_store_id_str(&canon));
+    return RP_OK;
 }
 
 /* Result {customer_id, ts, seq, cursor}. */
@@ -479,9 +477,11 @@ void rp_op_event_append(rp_api_req *rq, const msgpack_object *params) {
 
 /* Writer thread: create or replace the issue. */
 static rp_err apply_issue_put(rp_api_write *w, MDB_txn *txn, rp_errbuf *eb) {
-    rp_err rc = rp_store_wput_issue(rp_api_store(w->rq.api), txn, &w->is, w->rq.now, eb);
+    rp_store_id canon;
+    rp_err rc = rp_store_wput_issue(rp_api_store(w->rq.api), txn, &w->is, w->rq.now, &canon, eb);
     if (rc != RP_OK) return rc;
-    return keep_canon(w, txn, w->is.customer_id, eb);
+    rp_api_write_set_canon(w, rp_store_id_str(&canon));
+    return RP_OK;
 }
 
 /* Result {customer_id, issue_id}. */

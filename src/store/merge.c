@@ -6,8 +6,13 @@
  * transaction back.
  *
  * merge(from, into): every decision that can fail for a reason other than
- * LMDB (ids, limits) is taken before the first write, so RP_TOO_LARGE and
- * RP_CONFLICT never depend on the rollback. Events are re-keyed under
+ * LMDB or corrupt data (ids, identity and list limits, the stored-record
+ * validator, event counts) is taken before the first write (merge_plan), so
+ * RP_TOO_LARGE and RP_CONFLICT never depend on the rollback. Merge moves
+ * only events, issues and aliases itself; the survivor's record is written
+ * by the one customer write (store_write.c rp_si_customer_write), which
+ * validates, versions, reindexes (from's identities now name `into`) and
+ * puts it. Events are re-keyed under
  * `into` one by one, keeping their (ts, seq) unless `into` already has that
  * key, in which case they get the next free seq at that ts; issues keep
  * their issue_id, and when both customers have the same issue_id the one
@@ -26,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/codec.h"
 #include "model/ident.h"
 #include "store/keys.h"
 #include "store/store.h"
@@ -81,16 +87,15 @@ static rp_err merge_profile(rp_customer *m, const rp_customer *f, rp_errbuf *eb)
     return RP_OK;
 }
 
-/* Point every index entry of f's identities from fid to iid. */
-static rp_err repoint_identities(rp_store *s, MDB_txn *txn, const rp_customer *f, rp_str fid,
-                                 rp_str iid, rp_errbuf *eb) {
+/* Remove the index entries of f's identities that name fid (the survivor's
+ * entries are added by the customer write's reindex). */
+static rp_err unindex(rp_store *s, MDB_txn *txn, const rp_customer *f, rp_str fid, rp_errbuf *eb) {
     for (int kind = RP_IDENT_PHONE; kind <= RP_IDENT_ACCOUNT; kind++) {
         const rp_str *list;
         uint32_t n;
         rp_si_idents(f, (rp_ident_kind)kind, &list, &n);
         for (uint32_t i = 0; i < n; i++) {
             rp_err rc = rp_si_index_del(s, txn, (rp_ident_kind)kind, list[i], fid, eb);
-            if (rc == RP_OK) rc = rp_si_index_add(s, txn, (rp_ident_kind)kind, list[i], iid, eb);
             if (rc != RP_OK) return rc;
         }
     }
@@ -274,10 +279,61 @@ static rp_err drain_aliases(rp_store *s, MDB_txn *txn, rp_str target, const rp_s
     return mrc ? rp_si_mdb(eb, mrc, "updating aliases") : RP_OK;
 }
 
-/* The order: checks and the merged profile first (no writes), then
- * indexes, events, issues, the profiles, the aliases. */
+/* Every decision that can fail without LMDB or corrupt data failing:
+ * both ids resolve and differ, both records load, the merged profile fits
+ * the limits (merge_profile) and passes the stored-record validator, and
+ * the event counts add up. Nothing is written. fcount and icount get the
+ * event counts. */
+static rp_err merge_plan(rp_store *s, MDB_txn *txn, rp_str fid, rp_str iid, rp_si_blob *fb,
+                         rp_customer *f, rp_si_blob *ib, rp_customer *m, uint32_t *fcount,
+                         uint32_t *icount, rp_errbuf *eb) {
+    rp_err rc = rp_si_load_customer(s, txn, fid, fb, f, eb);
+    if (rc == RP_OK) rc = rp_si_load_customer(s, txn, iid, ib, m, eb);
+    if (rc == RP_OK) rc = merge_profile(m, f, eb);
+    if (rc == RP_OK) rc = rp_customer_check(m, eb);
+    if (rc == RP_OK) rc = rp_si_evcount_get(s, txn, fid, fcount, eb);
+    if (rc == RP_OK) rc = rp_si_evcount_get(s, txn, iid, icount, eb);
+    if (rc == RP_OK && *fcount > UINT32_MAX - *icount)
+        rc = rp_errf(eb, RP_TOO_LARGE, "merged customer would have too many events");
+    return rc;
+}
+
+/* Move fid's events and issues under iid, set both event counts, trim. */
+static rp_err merge_history(rp_store *s, MDB_txn *txn, rp_str fid, rp_str iid, uint32_t icount,
+                            int64_t now, rp_errbuf *eb) {
+    uint32_t moved = 0;
+    rp_err rc = move_events(s, txn, fid, iid, &moved, eb);
+    if (rc != RP_OK) return rc;
+    if (moved > UINT32_MAX - icount) /* evcount disagreed with the events */
+        return rp_errf(eb, RP_INTERNAL, "event count of '%.*s' is corrupt", (int)fid.n, fid.p);
+    rc = rp_si_evcount_set(s, txn, iid, icount + moved, eb);
+    if (rc == RP_OK) rc = rp_si_evcount_set(s, txn, fid, 0, eb);
+    if (rc == RP_OK) rc = rp_si_trim(s, txn, iid, now, NULL, 0, eb);
+    if (rc == RP_OK) rc = move_issues(s, txn, fid, iid, eb);
+    return rc;
+}
+
+/* Delete fid's record and make it an alias of iid, re-pointing the aliases
+ * that pointed at fid. */
+static rp_err merge_alias(rp_store *s, MDB_txn *txn, rp_str fid, rp_str iid, rp_errbuf *eb) {
+    MDB_val fk = rp_si_mval(fid.p, fid.n), iv = rp_si_mval(iid.p, iid.n);
+    int mrc = mdb_del(txn, s->dbi[RP_DB_CUSTOMERS], &fk, NULL);
+    if (mrc == 0) mrc = mdb_put(txn, s->dbi[RP_DB_ALIASES], &fk, &iv, 0);
+    if (mrc == 0) {
+        MDB_val ik = rp_si_mval(iid.p, iid.n), fv = rp_si_mval(fid.p, fid.n);
+        mrc = mdb_put(txn, s->dbi[RP_DB_ALIAS_REV], &ik, &fv, MDB_NODUPDATA);
+        if (mrc == MDB_KEYEXIST) mrc = 0;
+    }
+    if (mrc) return rp_si_mdb(eb, mrc, "recording the alias");
+    return drain_aliases(s, txn, fid, &iid, eb);
+}
+
+/* The order: every failing decision first (merge_plan, no writes); then
+ * from's index entries, events, issues; the survivor's record through the
+ * one customer write (which indexes from's identities under into); the
+ * alias. */
 rp_err rp_store_wmerge(rp_store *s, MDB_txn *txn, rp_str from, rp_str into, int64_t now,
-                       uint64_t *version_out, rp_errbuf *eb) {
+                       uint64_t *version_out, rp_store_id *canon_out, rp_errbuf *eb) {
     char fbuf[RP_ID_MAX], ibuf[RP_ID_MAX];
     rp_str fid, iid;
     rp_err rc = rp_si_resolve_copy(s, txn, from, fbuf, &fid, eb);
@@ -288,46 +344,17 @@ rp_err rp_store_wmerge(rp_store *s, MDB_txn *txn, rp_str from, rp_str into, int6
                        from.p, (int)into.n, into.p);
     rp_si_blob fb = {0}, ib = {0};
     rp_customer f, m;
-    rc = rp_si_load_customer(s, txn, fid, &fb, &f, eb);
-    if (rc == RP_OK) rc = rp_si_load_customer(s, txn, iid, &ib, &m, eb);
-    if (rc == RP_OK) rc = merge_profile(&m, &f, eb);
-    if (rc != RP_OK) goto out;
-    m.id = iid;
-    m.version += 1;
-    m.updated_at = rp_si_now(now);
-
-    rc = repoint_identities(s, txn, &f, fid, iid, eb);
-    if (rc != RP_OK) goto out;
-    uint32_t moved = 0, icount = 0;
-    rc = move_events(s, txn, fid, iid, &moved, eb);
-    if (rc == RP_OK) rc = rp_si_evcount_get(s, txn, iid, &icount, eb);
-    if (rc != RP_OK) goto out;
-    if (moved > UINT32_MAX - icount) {
-        rc = rp_errf(eb, RP_TOO_LARGE, "merged customer would have too many events");
-        goto out;
-    }
-    rc = rp_si_evcount_set(s, txn, iid, icount + moved, eb);
-    if (rc == RP_OK) rc = rp_si_evcount_set(s, txn, fid, 0, eb);
-    if (rc == RP_OK) rc = rp_si_trim(s, txn, iid, now, NULL, 0, eb);
-    if (rc == RP_OK) rc = move_issues(s, txn, fid, iid, eb);
-    if (rc == RP_OK) rc = rp_si_store_customer(s, txn, &m, eb);
-    if (rc != RP_OK) goto out;
-
-    MDB_val fk = rp_si_mval(fid.p, fid.n), iv = rp_si_mval(iid.p, iid.n);
-    int mrc = mdb_del(txn, s->dbi[RP_DB_CUSTOMERS], &fk, NULL);
-    if (mrc == 0) mrc = mdb_put(txn, s->dbi[RP_DB_ALIASES], &fk, &iv, 0);
-    if (mrc == 0) {
-        MDB_val ik = rp_si_mval(iid.p, iid.n), fv = rp_si_mval(fid.p, fid.n);
-        mrc = mdb_put(txn, s->dbi[RP_DB_ALIAS_REV], &ik, &fv, MDB_NODUPDATA);
-        if (mrc == MDB_KEYEXIST) mrc = 0;
-    }
-    if (mrc) {
-        rc = rp_si_mdb(eb, mrc, "recording the alias");
-        goto out;
-    }
-    rc = drain_aliases(s, txn, fid, &iid, eb);
-    if (rc == RP_OK && version_out != NULL) *version_out = m.version;
-out:
+    uint32_t fcount = 0, icount = 0;
+    rc = merge_plan(s, txn, fid, iid, &fb, &f, &ib, &m, &fcount, &icount, eb);
+    if (rc != RP_OK) goto fail;
+    rc = unindex(s, txn, &f, fid, eb);
+    if (rc == RP_OK) rc = merge_history(s, txn, fid, iid, icount, now, eb);
+    if (rc != RP_OK) goto fail;
+    rp_put_opts po = {.now = now};
+    rc = rp_si_customer_write(s, txn, &m, &po, version_out, eb);
+    if (rc == RP_OK) rc = merge_alias(s, txn, fid, iid, eb);
+    if (rc == RP_OK) rp_si_id_out(canon_out, iid);
+fail:
     rp_si_blob_free(&fb);
     rp_si_blob_free(&ib);
     return rc;

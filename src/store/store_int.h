@@ -25,8 +25,10 @@
 
 #include <lmdb.h>
 #include <msgpack.h>
+#include <assert.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <string.h>
 
 #include "core/config.h"
 #include "core/error.h"
@@ -128,12 +130,6 @@ rp_err rp_si_resolve_copy(rp_store *s, MDB_txn *txn, rp_str id, char buf[RP_ID_M
 rp_err rp_si_load_customer(rp_store *s, MDB_txn *txn, rp_str id, rp_si_blob *blob,
                            rp_customer *out, rp_errbuf *eb);
 
-/* --- store_write.c ------------------------------------------------------------ */
-
-/* Encode c (RP_ENC_STORED) and put it under c->id. Returns RP_OK,
- * RP_STORE_FULL, RP_UNAVAILABLE (out of memory), RP_INTERNAL. */
-rp_err rp_si_store_customer(rp_store *s, MDB_txn *txn, const rp_customer *c, rp_errbuf *eb);
-
 /* --- store_index.c ---------------------------------------------------------- */
 
 /* The named database of the identity index of kind. */
@@ -180,5 +176,27 @@ rp_err rp_si_trim(rp_store *s, MDB_txn *txn, rp_str id, int64_t now, const char 
  * NULL) gets how many. O(k log N) for k keys. */
 rp_err rp_si_delete_prefix(rp_store *s, MDB_txn *txn, rp_db db, const char *prefix, size_t n,
                            uint64_t *deleted, rp_errbuf *eb);
+
+/* Copy a canonical id into *out (NULL: nothing). id.n <= RP_ID_MAX. */
+static inline void rp_si_id_out(rp_store_id *out, rp_str id) {
+    if (out == NULL) return;
+    assert(id.n > 0 && id.n <= sizeof out->p);
+    memcpy(out->p, id.p, id.n);
+    out->n = id.n;
+}
+
+/* --- store_write.c ------------------------------------------------------------ */
+
+/* The one customer write: validate c with rp_customer_check (the model's
+ * stored-record validator), check that c->id is not an alias, load the
+ * stored record under c->id (canonical; absent is a new customer), check
+ * opts->has_expect, set version (stored + 1, or c->version on restore) and
+ * updated_at (opts->now, or c's on restore), reindex the identity
+ * difference, encode and put. opts: required (not NULL). *version_out (may
+ * be NULL) gets the new version. Every failing check comes before the
+ * first write. Returns RP_OK, RP_BAD_REQUEST, RP_TOO_LARGE, RP_CONFLICT
+ * (alias, expect_version), RP_STORE_FULL, RP_UNAVAILABLE, RP_INTERNAL. */
+rp_err rp_si_customer_write(rp_store *s, MDB_txn *txn, const rp_customer *c, const rp_put_opts *opts,
+                            uint64_t *version_out, rp_errbuf *eb);
 
 #endif

@@ -144,14 +144,26 @@ out:
     return rc;
 }
 
+/* The canonical id a reader works on: id itself under RP_STORE_CANONICAL
+ * (the caller resolved it in this transaction), else resolved. */
+static rp_err reader_id(rp_store *s, MDB_txn *txn, rp_str id, unsigned flags, rp_str *cid, rp_errbuf *eb) {
+    if (flags & RP_STORE_CANONICAL) {
+        assert(id.n > 0 && id.n <= RP_ID_MAX);
+        *cid = id;
+        return RP_OK;
+    }
+    return rp_store_resolve(s, txn, id, cid, eb);
+}
+
 /* Seek to the first key at or after (id, before) — or after all of id's
  * events — and step back: MDB_PREV walks newest first. O(log N + max). */
-rp_err rp_store_history(rp_store *s, MDB_txn *txn, rp_str id, const rp_cursor *before, uint32_t max,
-                        rp_event *out, uint32_t *n, bool *more, rp_cursor *next, rp_errbuf *eb) {
+rp_err rp_store_history(rp_store *s, MDB_txn *txn, rp_str id, unsigned flags, const rp_cursor *before,
+                        uint32_t max, rp_event *out, uint32_t *n, bool *more, rp_cursor *next,
+                        rp_errbuf *eb) {
     *n = 0;
     *more = false;
     rp_str cid;
-    rp_err rc = rp_store_resolve(s, txn, id, &cid, eb);
+    rp_err rc = reader_id(s, txn, id, flags, &cid, eb);
     if (rc != RP_OK) return rc;
     if (before != NULL && before->ts < 0) return RP_OK; /* nothing is older */
     char pfx[RP_KEYS_PREFIX_MAX], seek[RP_KEYS_EVENT_MAX];
@@ -211,12 +223,12 @@ out:
 }
 
 /* Forward over "id\0": issues come out in issue_id byte order. */
-rp_err rp_store_issues(rp_store *s, MDB_txn *txn, rp_str id, uint32_t max, rp_issue *out,
-                       uint32_t *n, bool *more, rp_errbuf *eb) {
+rp_err rp_store_issues(rp_store *s, MDB_txn *txn, rp_str id, unsigned flags, uint32_t max,
+                       rp_issue *out, uint32_t *n, bool *more, rp_errbuf *eb) {
     *n = 0;
     *more = false;
     rp_str cid;
-    rp_err rc = rp_store_resolve(s, txn, id, &cid, eb);
+    rp_err rc = reader_id(s, txn, id, flags, &cid, eb);
     if (rc != RP_OK) return rc;
     char pfx[RP_KEYS_PREFIX_MAX];
     size_t pn = rp_keys_prefix(pfx, cid);

@@ -16,7 +16,7 @@ typedef struct put_arg {
 
 static rp_err put_fn(MDB_txn *txn, void *arg, rp_errbuf *eb) {
     put_arg *a = arg;
-    return rp_store_wput_customer(a->s, txn, a->c, a->opts, a->version_out, eb);
+    return rp_store_wput_customer(a->s, txn, a->c, a->opts, a->version_out, NULL, eb);
 }
 
 rp_err rp_store_put_customer(rp_store *s, const rp_customer *c, const rp_put_opts *opts,
@@ -34,7 +34,7 @@ typedef struct append_arg {
 
 static rp_err append_fn(MDB_txn *txn, void *arg, rp_errbuf *eb) {
     append_arg *a = arg;
-    return rp_store_wappend_event(a->s, txn, a->e, a->now, a->at_out, eb);
+    return rp_store_wappend_event(a->s, txn, a->e, a->now, a->at_out, NULL, eb);
 }
 
 rp_err rp_store_append_event(rp_store *s, const rp_event *e, int64_t now, rp_cursor *at_out,
@@ -51,7 +51,7 @@ typedef struct issue_arg {
 
 static rp_err issue_fn(MDB_txn *txn, void *arg, rp_errbuf *eb) {
     issue_arg *a = arg;
-    return rp_store_wput_issue(a->s, txn, a->i, a->now, eb);
+    return rp_store_wput_issue(a->s, txn, a->i, a->now, NULL, eb);
 }
 
 rp_err rp_store_put_issue(rp_store *s, const rp_issue *i, int64_t now, rp_errbuf *eb) {
@@ -83,7 +83,7 @@ typedef struct merge_arg {
 
 static rp_err merge_fn(MDB_txn *txn, void *arg, rp_errbuf *eb) {
     merge_arg *a = arg;
-    return rp_store_wmerge(a->s, txn, a->from, a->into, a->now, a->version_out, eb);
+    return rp_store_wmerge(a->s, txn, a->from, a->into, a->now, a->version_out, NULL, eb);
 }
 
 rp_err rp_store_merge(rp_store *s, rp_str from, rp_str into, int64_t now, uint64_t *version_out,

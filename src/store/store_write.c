@@ -1,5 +1,11 @@
 /* store_write.c — the writers: customers (put, patch), events, issues.
  *
+ * One function owns "write a customer record": rp_si_customer_write
+ * (validate with the model's stored-record validator, load the stored
+ * record, version and updated_at, reindex the difference, encode, put).
+ * put, patch, merge (merge.c) and import (a put with restore) all call it,
+ * so no path can store a record its own decoder would reject.
+ *
  * Writers run inside a write transaction (a rp_write_fn, writer.h). Uses
  * the readers (store_read.c), the index primitives (store_index.c) and the
  * codec glue (store_codec.c); merge.c and store_sync.c sit on top of it.
@@ -54,7 +60,8 @@ static rp_err enc_put(MDB_txn *txn, MDB_dbi dbi, const char *key, size_t kn, enc
     return rc;
 }
 
-rp_err rp_si_store_customer(rp_store *s, MDB_txn *txn, const rp_customer *c, rp_errbuf *eb) {
+/* Encode c (RP_ENC_STORED) and put it under c->id. */
+static rp_err store_customer(rp_store *s, MDB_txn *txn, const rp_customer *c, rp_errbuf *eb) {
     enc_buf e;
     enc_init(&e);
     rp_customer_encode(&e.pk, c, RP_ENC_STORED);
@@ -72,9 +79,21 @@ static rp_err check_not_alias(rp_store *s, MDB_txn *txn, rp_str id, rp_errbuf *e
 }
 
 
-/* put with opts already defaulted; shared by put and patch. */
-static rp_err put_customer(rp_store *s, MDB_txn *txn, const rp_customer *c, const rp_put_opts *opts,
-                           uint64_t *version_out, rp_errbuf *eb) {
+/* The stored version, 0 when new, against opts' expectation. */
+static rp_err check_expect(const rp_customer *c, uint64_t stored, const rp_put_opts *opts, rp_errbuf *eb) {
+    if (!opts->has_expect || opts->expect_version == stored) return RP_OK;
+    if (opts->expect_version == 0)
+        return rp_errf(eb, RP_CONFLICT, "customer '%.*s' already exists (version %" PRIu64 ")",
+                       (int)c->id.n, c->id.p, stored);
+    return rp_errf(eb, RP_CONFLICT, "expected version %" PRIu64 ", stored %" PRIu64,
+                   opts->expect_version, stored);
+}
+
+/* Validate, then load the stored record under c->id (the reindex diff and
+ * the version need it), then version/updated_at, reindex, encode, put. */
+rp_err rp_si_customer_write(rp_store *s, MDB_txn *txn, const rp_customer *c, const rp_put_opts *opts,
+                            uint64_t *version_out, rp_errbuf *eb) {
+    assert(opts != NULL);
     rp_err rc = rp_customer_check(c, eb);
     if (rc != RP_OK) return rc;
     rc = check_not_alias(s, txn, c->id, eb);
@@ -85,37 +104,38 @@ static rp_err put_customer(rp_store *s, MDB_txn *txn, const rp_customer *c, cons
     if (rc != RP_OK && rc != RP_NOT_FOUND) return rc;
     bool exists = (rc == RP_OK);
     uint64_t stored = exists ? old.version : 0;
-    if (opts->has_expect && opts->expect_version != stored) {
-        if (opts->expect_version == 0)
-            rc = rp_errf(eb, RP_CONFLICT, "customer '%.*s' already exists (version %" PRIu64 ")",
-                         (int)c->id.n, c->id.p, stored);
-        else
-            rc = rp_errf(eb, RP_CONFLICT, "expected version %" PRIu64 ", stored %" PRIu64,
-                         opts->expect_version, stored);
-        goto out;
-    }
+    rc = check_expect(c, stored, opts, eb);
+    if (rc != RP_OK) goto fail;
     rp_customer nc = *c;
     nc.version = (opts->restore && c->version != 0) ? c->version : stored + 1;
     nc.updated_at = (opts->restore && c->updated_at != 0) ? c->updated_at : rp_si_now(opts->now);
     rc = rp_si_reindex(s, txn, exists ? &old : NULL, &nc, eb);
-    if (rc == RP_OK) rc = rp_si_store_customer(s, txn, &nc, eb);
-    if (rc == RP_OK && version_out != NULL) *version_out = nc.version;
-out:
+    if (rc != RP_OK) goto fail;
+    rc = store_customer(s, txn, &nc, eb);
+    if (rc != RP_OK) goto fail;
+    if (version_out != NULL) *version_out = nc.version;
+fail:
     rp_si_blob_free(&blob);
     return rc;
 }
 
+/* A put never resolves: c->id on an alias is a conflict, so c->id is the
+ * canonical id. */
 rp_err rp_store_wput_customer(rp_store *s, MDB_txn *txn, const rp_customer *c,
-                              const rp_put_opts *opts, uint64_t *version_out, rp_errbuf *eb) {
+                              const rp_put_opts *opts, uint64_t *version_out, rp_store_id *canon_out,
+                              rp_errbuf *eb) {
     rp_put_opts none = {0};
-    return put_customer(s, txn, c, opts ? opts : &none, version_out, eb);
+    rp_err rc = rp_si_customer_write(s, txn, c, opts ? opts : &none, version_out, eb);
+    if (rc == RP_OK) rp_si_id_out(canon_out, c->id);
+    return rc;
 }
 
 /* Load the stored record, apply the patch with a stack arena for the
  * normalized strings, and put the result under the same version rules.
  * restore is ignored: a patch always makes a new version. */
 rp_err rp_store_wpatch_customer(rp_store *s, MDB_txn *txn, rp_str id, const msgpack_object *patch,
-                                const rp_put_opts *opts, uint64_t *version_out, rp_errbuf *eb) {
+                                const rp_put_opts *opts, uint64_t *version_out,
+                                rp_store_id *canon_out, rp_errbuf *eb) {
     char idbuf[RP_ID_MAX];
     rp_str cid;
     rp_err rc = rp_si_resolve_copy(s, txn, id, idbuf, &cid, eb);
@@ -131,14 +151,15 @@ rp_err rp_store_wpatch_customer(rp_store *s, MDB_txn *txn, rp_str id, const msgp
         rp_put_opts po = opts ? *opts : (rp_put_opts){0};
         po.restore = false;
         c.id = cid;
-        rc = put_customer(s, txn, &c, &po, version_out, eb);
+        rc = rp_si_customer_write(s, txn, &c, &po, version_out, eb);
     }
+    if (rc == RP_OK) rp_si_id_out(canon_out, cid);
     rp_si_blob_free(&blob);
     return rc;
 }
 
 rp_err rp_store_wappend_event(rp_store *s, MDB_txn *txn, const rp_event *e, int64_t now,
-                              rp_cursor *at_out, rp_errbuf *eb) {
+                              rp_cursor *at_out, rp_store_id *canon_out, rp_errbuf *eb) {
     rp_err rc = rp_event_check(e, eb);
     if (rc != RP_OK) return rc;
     char idbuf[RP_ID_MAX];
@@ -164,10 +185,12 @@ rp_err rp_store_wappend_event(rp_store *s, MDB_txn *txn, const rp_event *e, int6
     rc = rp_si_trim(s, txn, cid, now, key, kn, eb);
     if (rc != RP_OK) return rc;
     if (at_out != NULL) *at_out = (rp_cursor){e->ts, seq};
+    rp_si_id_out(canon_out, cid);
     return RP_OK;
 }
 
-rp_err rp_store_wput_issue(rp_store *s, MDB_txn *txn, const rp_issue *i, int64_t now, rp_errbuf *eb) {
+rp_err rp_store_wput_issue(rp_store *s, MDB_txn *txn, const rp_issue *i, int64_t now,
+                           rp_store_id *canon_out, rp_errbuf *eb) {
     rp_err rc = rp_issue_check(i, eb);
     if (rc != RP_OK) return rc;
     char idbuf[RP_ID_MAX];
@@ -196,5 +219,7 @@ rp_err rp_store_wput_issue(rp_store *s, MDB_txn *txn, const rp_issue *i, int64_t
     enc_buf e;
     enc_init(&e);
     rp_issue_encode(&e.pk, &ni, RP_ENC_STORED);
-    return enc_put(txn, s->dbi[RP_DB_ISSUES], key, kn, &e, 0, "storing an issue", eb);
+    rc = enc_put(txn, s->dbi[RP_DB_ISSUES], key, kn, &e, 0, "storing an issue", eb);
+    if (rc == RP_OK) rp_si_id_out(canon_out, cid);
+    return rc;
 }

@@ -193,7 +193,7 @@ static uint32_t history_all(rp_store *s, const char *id, uint32_t page, rp_curso
     for (;;) {
         uint32_t n;
         bool more;
-        rp_err rc = rp_store_history(s, t, S(id), before, page, evs, &n, &more, &next, &eb);
+        rp_err rc = rp_store_history(s, t, S(id), 0, before, page, evs, &n, &more, &next, &eb);
         assert_int_equal(rc, RP_OK);
         for (uint32_t i = 0; i < n; i++) {
             if (total < cap) out[total] = (rp_cursor){evs[i].ts, evs[i].seq};
@@ -466,7 +466,7 @@ typedef struct patch_arg {
 
 static rp_err patch_fn(MDB_txn *txn, void *arg, rp_errbuf *eb) {
     patch_arg *a = arg;
-    return rp_store_wpatch_customer(a->s, txn, S(a->id), a->patch, &a->opts, &a->version, eb);
+    return rp_store_wpatch_customer(a->s, txn, S(a->id), a->patch, &a->opts, &a->version, NULL, eb);
 }
 
 /* Pack {"name": name, "preferences": {"tone": "warm"}, "phones": [phone]}
@@ -582,7 +582,7 @@ static void test_history_paging(void **state) {
     bool more;
     rp_cursor next;
     assert_int_equal(rp_store_rbegin(f->s, &t, &eb), RP_OK);
-    assert_int_equal(rp_store_history(f->s, t, S("h-1"), NULL, 3, out, &n, &more, &next, &eb), RP_OK);
+    assert_int_equal(rp_store_history(f->s, t, S("h-1"), 0, NULL, 3, out, &n, &more, &next, &eb), RP_OK);
     assert_int_equal(n, 3);
     assert_true(more);
     assert_true(str_is(out[0].customer_id, "h-1"));
@@ -593,17 +593,17 @@ static void test_history_paging(void **state) {
     rp_cursor back = next; /* its text round trip: tests/net/test_cursor.c */
     assert_int_equal(back.ts, next.ts);
     assert_int_equal(back.seq, next.seq);
-    assert_int_equal(rp_store_history(f->s, t, S("h-1"), &back, 3, out, &n, &more, &next, &eb), RP_OK);
+    assert_int_equal(rp_store_history(f->s, t, S("h-1"), 0, &back, 3, out, &n, &more, &next, &eb), RP_OK);
     assert_int_equal(n, 3);
     assert_int_equal(out[0].ts, base + 3);
     assert_int_equal(out[0].seq, 3);
     assert_true(str_is(out[0].kind, "order"));
     /* an exact page end: no more */
     rp_cursor last = {base + 3, 0};
-    assert_int_equal(rp_store_history(f->s, t, S("h-1"), &last, 1, out, &n, &more, &next, &eb), RP_OK);
+    assert_int_equal(rp_store_history(f->s, t, S("h-1"), 0, &last, 1, out, &n, &more, &next, &eb), RP_OK);
     assert_int_equal(n, 1);
     assert_false(more);
-    assert_int_equal(rp_store_history(f->s, t, S("nobody"), NULL, 3, out, &n, &more, &next, &eb),
+    assert_int_equal(rp_store_history(f->s, t, S("nobody"), 0, NULL, 3, out, &n, &more, &next, &eb),
                      RP_NOT_FOUND);
     rp_store_rend(f->s, t);
 }
@@ -690,7 +690,7 @@ static void test_issues(void **state) {
     uint32_t n;
     bool more;
     assert_int_equal(rp_store_rbegin(f->s, &t, &eb), RP_OK);
-    assert_int_equal(rp_store_issues(f->s, t, S("i-1"), 4, out, &n, &more, &eb), RP_OK);
+    assert_int_equal(rp_store_issues(f->s, t, S("i-1"), 0, 4, out, &n, &more, &eb), RP_OK);
     assert_int_equal(n, 2);
     assert_false(more);
     assert_true(str_is(out[0].issue_id, "T-1")); /* issue_id order */
@@ -702,7 +702,7 @@ static void test_issues(void **state) {
     assert_int_equal(out[0].contacts, 2);
     assert_int_equal(out[0].follow_up_due, NOW + 3600);
     assert_true(str_is(out[0].summary, "double charge"));
-    assert_int_equal(rp_store_issues(f->s, t, S("i-1"), 1, out, &n, &more, &eb), RP_OK);
+    assert_int_equal(rp_store_issues(f->s, t, S("i-1"), 0, 1, out, &n, &more, &eb), RP_OK);
     assert_int_equal(n, 1);
     assert_true(more);
     rp_issue one;
@@ -710,7 +710,7 @@ static void test_issues(void **state) {
     assert_true(str_is(one.summary, "router keeps dropping"));
     assert_int_equal(rp_store_get_issue(f->s, t, S("i-1"), S("T-3"), &one, &eb), RP_NOT_FOUND);
     assert_int_equal(rp_store_get_issue(f->s, t, S("i-9"), S("T-1"), &one, &eb), RP_NOT_FOUND);
-    assert_int_equal(rp_store_issues(f->s, t, S("i-9"), 4, out, &n, &more, &eb), RP_NOT_FOUND);
+    assert_int_equal(rp_store_issues(f->s, t, S("i-9"), 0, 4, out, &n, &more, &eb), RP_NOT_FOUND);
     rp_store_rend(f->s, t);
 }
 
@@ -784,7 +784,7 @@ static void test_merge(void **state) {
     rp_issue out[8];
     uint32_t n;
     bool more;
-    assert_int_equal(rp_store_issues(f->s, t, S("dup-a"), 8, out, &n, &more, &eb), RP_OK);
+    assert_int_equal(rp_store_issues(f->s, t, S("dup-a"), 0, 8, out, &n, &more, &eb), RP_OK);
     assert_int_equal(n, 4);
     assert_true(str_is(out[0].issue_id, "I-1"));
     assert_true(str_is(out[1].summary, "from a"));
@@ -1201,7 +1201,7 @@ typedef struct sub_item {
 
 static rp_err sub_fn(MDB_txn *txn, void *arg, rp_errbuf *eb) {
     sub_item *it = arg;
-    return rp_store_wappend_event(it->s, txn, &it->e, NOW, NULL, eb);
+    return rp_store_wappend_event(it->s, txn, &it->e, NOW, NULL, NULL, eb);
 }
 
 static void sub_done(void *arg, rp_err rc, const rp_errbuf *eb) {
