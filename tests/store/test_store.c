@@ -882,6 +882,78 @@ static void test_merge_too_large(void **state) {
     assert_int_equal(history_all(f->s, "big-y", 4, all, 2), 0);
 }
 
+/* Issue ids of customer id, in order, into out (at most cap); the count. */
+static uint32_t issue_ids(rp_store *s, const char *id, char out[][RP_ID_MAX + 1], uint32_t cap) {
+    MDB_txn *t;
+    rp_errbuf eb = {0};
+    rp_issue is[8];
+    uint32_t n = 0;
+    bool more = false;
+    assert_int_equal(rp_store_rbegin(s, &t, &eb), RP_OK);
+    assert_int_equal(rp_store_issues(s, t, S(id), 0, 8, is, &n, &more, &eb), RP_OK);
+    for (uint32_t i = 0; i < n && i < cap; i++) {
+        assert_true(str_is(is[i].customer_id, id));
+        snprintf(out[i], RP_ID_MAX + 1, "%.*s", (int)is[i].issue_id.n, is[i].issue_id.p);
+    }
+    rp_store_rend(s, t);
+    return n;
+}
+
+/* A merge whose identities (emails here: 9 + 9 > 16) would exceed the
+ * limits fails with TOO_LARGE before it moves anything: both customers,
+ * their versions, events, issues and index entries are as they were. */
+static void test_merge_too_large_moves_nothing(void **state) {
+    fx *f = *state;
+    rp_customer x, y;
+    char ex[9][32], ey[9][32];
+    cust(&x, "lim-x");
+    cust(&y, "lim-y");
+    for (int i = 0; i < 9; i++) {
+        snprintf(ex[i], sizeof ex[i], "x%d@example.com", i);
+        snprintf(ey[i], sizeof ey[i], "y%d@example.com", i);
+        x.emails[x.nemails++] = S(ex[i]);
+        y.emails[y.nemails++] = S(ey[i]);
+    }
+    put_ok(f->s, &x);
+    put_ok(f->s, &y);
+    for (int k = 0; k < 3; k++) {
+        rp_event e = ev(k < 2 ? "lim-x" : "lim-y", NOW - 100 + k, "contact", "before the merge");
+        append_ok(f->s, &e, NULL);
+    }
+    rp_errbuf eb = {0};
+    rp_issue ix = iss("lim-x", "LIM-1", "x's issue", NOW - 50);
+    rp_issue iy = iss("lim-y", "LIM-2", "y's issue", NOW - 40);
+    assert_int_equal(rp_store_put_issue(f->s, &ix, NOW, &eb), RP_OK);
+    assert_int_equal(rp_store_put_issue(f->s, &iy, NOW, &eb), RP_OK);
+    uint64_t vx0 = 0, vy0 = 0;
+    char id[RP_ID_MAX + 1];
+    assert_int_equal(get_cust(f->s, "lim-x", id, &vx0, &eb), RP_OK);
+    assert_int_equal(get_cust(f->s, "lim-y", id, &vy0, &eb), RP_OK);
+
+    assert_int_equal(rp_store_merge(f->s, S("lim-x"), S("lim-y"), NOW, NULL, &eb), RP_TOO_LARGE);
+    assert_non_null(strstr(eb.msg, "emails"));
+
+    uint64_t vx = 0, vy = 0;
+    assert_int_equal(get_cust(f->s, "lim-x", id, &vx, &eb), RP_OK);
+    assert_string_equal(id, "lim-x");
+    assert_int_equal(get_cust(f->s, "lim-y", id, &vy, &eb), RP_OK);
+    assert_string_equal(id, "lim-y");
+    assert_int_equal(vx, vx0);
+    assert_int_equal(vy, vy0);
+    assert_int_equal(lookup(f->s, RP_IDENT_EMAIL, ex[4], id, NULL), 1);
+    assert_string_equal(id, "lim-x");
+    assert_int_equal(lookup(f->s, RP_IDENT_EMAIL, ey[4], id, NULL), 1);
+    assert_string_equal(id, "lim-y");
+    rp_cursor all[4];
+    assert_int_equal(history_all(f->s, "lim-x", 4, all, 4), 2);
+    assert_int_equal(history_all(f->s, "lim-y", 4, all, 4), 1);
+    char ids[4][RP_ID_MAX + 1];
+    assert_int_equal(issue_ids(f->s, "lim-x", ids, 4), 1);
+    assert_string_equal(ids[0], "LIM-1");
+    assert_int_equal(issue_ids(f->s, "lim-y", ids, 4), 1);
+    assert_string_equal(ids[0], "LIM-2");
+}
+
 /* A corrupt alias loop is an error, not a hang. */
 static rp_err loop_fn(MDB_txn *txn, void *arg, rp_errbuf *eb) {
     (void)arg;
@@ -1435,7 +1507,8 @@ int main(int argc, char **argv) {
         T(test_phone_formats),    T(test_household_and_reindex), T(test_patch),
         T(test_history_paging),   T(test_retention_count),
         T(test_retention_age),    T(test_issues),            T(test_merge),
-        T(test_merge_too_large),  T(test_alias_loop),        T(test_forget),
+        T(test_merge_too_large),  T(test_merge_too_large_moves_nothing),
+        T(test_alias_loop),        T(test_forget),
         T(test_scan),             T(test_store_full),        T(test_group_commit),
         T(test_submit),           T(test_reopen_keeps_data), T(test_readonly),
         T(test_schema_mismatch),  T(test_open_errors),
