@@ -100,13 +100,13 @@ static rp_err record_apply(rp_api_wimport *w, MDB_txn *txn, rec_type t, rp_errbu
     case REC_CUSTOMER: {
         rp_put_opts o = {.restore = w->c.version != 0, .now = w->rq.now};
         uint64_t v;
-        return rp_store_wput_customer(s, txn, &w->c, &o, &v, eb);
+        return rp_store_wput_customer(s, txn, &w->c, &o, &v, NULL, eb);
     }
     case REC_EVENT: {
         rp_cursor at;
-        return rp_store_wappend_event(s, txn, &w->e, w->rq.now, &at, eb);
+        return rp_store_wappend_event(s, txn, &w->e, w->rq.now, &at, NULL, eb);
     }
-    case REC_ISSUE: return rp_store_wput_issue(s, txn, &w->is, w->rq.now, eb);
+    case REC_ISSUE: return rp_store_wput_issue(s, txn, &w->is, w->rq.now, NULL, eb);
     }
     return rp_errf(eb, RP_INTERNAL, "unknown record type");
 }
@@ -323,7 +323,7 @@ static rp_err export_history(export_page *pg, rp_str id, uint32_t *n) {
         }
         uint32_t got = 0;
         rp_cursor next;
-        rp_err rc = rp_store_history(pg->s, pg->txn, id, before, EXPORT_HISTORY_PAGE,
+        rp_err rc = rp_store_history(pg->s, pg->txn, id, RP_STORE_CANONICAL, before, EXPORT_HISTORY_PAGE,
                                      pg->evs + *n, &got, &more, &next, pg->eb);
         if (rc != RP_OK) return rc;
         *n += got;

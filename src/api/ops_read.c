@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "api/cursor.h"
 #include "api/ops.h"
 #include "context/context.h"
 #include "model/codec.h"
@@ -154,7 +155,7 @@ rp_err rp_api_all_issues(rp_store *s, MDB_txn *txn, rp_str id, rp_issue **out, u
         if (a == NULL) return rp_errf(eb, RP_UNAVAILABLE, "out of memory reading issues");
         uint32_t got = 0;
         bool more = false;
-        rp_err rc = rp_store_issues(s, txn, id, cap, a, &got, &more, eb);
+        rp_err rc = rp_store_issues(s, txn, id, RP_STORE_CANONICAL, cap, a, &got, &more, eb);
         if (rc != RP_OK) {
             free(a);
             return rc;
@@ -252,7 +253,7 @@ void rp_op_history_list(rp_api_req *rq, const msgpack_object *params) {
     bool more = false;
     rp_cursor next = {0, 0};
     if ((rc = rp_store_resolve(s, txn, id, &canon, &eb)) != RP_OK ||
-        (rc = rp_store_history(s, txn, canon, has_before ? &before : NULL, (uint32_t)limit, ev, &n,
+        (rc = rp_store_history(s, txn, canon, RP_STORE_CANONICAL, has_before ? &before : NULL, (uint32_t)limit, ev, &n,
                          &more, &next, &eb)) != RP_OK) {
         rp_store_rend(s, txn);
         rp_api_fail_rc(rq, rc, &eb);

@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "api/cursor.h"
 #include "api/ops.h"
 #include "model/codec.h"
 
@@ -238,17 +239,6 @@ void rp_api_write_set_canon_hdr(rp_api_write *w, rp_str id) {
 /* The canonical id kept by apply(). */
 static rp_str write_canon(const rp_api_write *w) { return (rp_str){w->canon, w->canon_n}; }
 
-/* Resolve id inside txn and keep the canonical id (after the write, so that
- * the reply names the record that now holds the data). keep_canon takes any
- * op's request. */
-static rp_err write_keep_canon(rp_api_write *w, MDB_txn *txn, rp_str id, rp_errbuf *eb) {
-    rp_str canon;
-    rp_err rc = rp_store_resolve(rp_api_store(w->rq.api), txn, id, &canon, eb);
-    if (rc != RP_OK) return rc;
-    rp_api_write_set_canon(w, canon);
-    return RP_OK;
-}
-#define keep_canon(w, txn, id, eb) write_keep_canon(RP_API_WHDR(w), (txn), (id), (eb))
 
 /* The map parameter `key` of the copied params, or NULL (error in eb). */
 static msgpack_object *param_map(rp_api_write *w, const char *key, rp_errbuf *eb) {
@@ -340,10 +330,11 @@ static rp_err decode_customer_put(rp_api_write *hw, const char **what, rp_errbuf
 /* Writer thread: store the whole profile. */
 static rp_err apply_customer_put(rp_api_write *hw, MDB_txn *txn, rp_errbuf *eb) {
     rp_api_wput *w = RP_API_WOP(rp_api_wput, hw);
+    rp_store_id canon;
     rp_err rc = rp_store_wput_customer(rp_api_store(w->rq.api), txn, &w->c, &w->opts,
-                                       &w->version, eb);
+                                       &w->version, &canon, eb);
     if (rc != RP_OK) return rc;
-    rp_api_write_set_canon(w, w->c.id);
+    rp_api_write_set_canon(w, rp_store_id_str(&canon));
     return RP_OK;
 }
 
@@ -401,10 +392,12 @@ static rp_err decode_customer_patch(rp_api_write *hw, const char **what, rp_errb
 /* Writer thread: merge-patch the stored profile. */
 static rp_err apply_customer_patch(rp_api_write *hw, MDB_txn *txn, rp_errbuf *eb) {
     rp_api_wpatch *w = RP_API_WOP(rp_api_wpatch, hw);
+    rp_store_id canon;
     rp_err rc = rp_store_wpatch_customer(rp_api_store(w->rq.api), txn, w->id, w->patch, &w->opts,
-                                         &w->version, eb);
+                                         &w->version, &canon, eb);
     if (rc != RP_OK) return rc;
-    return keep_canon(w, txn, w->id, eb);
+    rp_api_write_set_canon(w, rp_store_id_str(&canon));
+    return RP_OK;
 }
 
 /* Result {id, version}. */
@@ -488,10 +481,12 @@ static rp_err decode_customer_merge(rp_api_write *hw, const char **what, rp_errb
 /* Writer thread: fold `from` (w->id) into `into` (w->other). */
 static rp_err apply_customer_merge(rp_api_write *hw, MDB_txn *txn, rp_errbuf *eb) {
     rp_api_wmerge *w = RP_API_WOP(rp_api_wmerge, hw);
+    rp_store_id canon;
     rp_err rc = rp_store_wmerge(rp_api_store(w->rq.api), txn, w->id, w->other, w->rq.now,
-                                &w->version, eb);
+                                &w->version, &canon, eb);
     if (rc != RP_OK) return rc;
-    return keep_canon(w, txn, w->other, eb);
+    rp_api_write_set_canon(w, rp_store_id_str(&canon));
+    return RP_OK;
 }
 
 /* Result {id (the survivor), version}. */
@@ -532,9 +527,12 @@ static rp_err decode_event_append(rp_api_write *hw, const char **what, rp_errbuf
 /* Writer thread: append the event. */
 static rp_err apply_event_append(rp_api_write *hw, MDB_txn *txn, rp_errbuf *eb) {
     rp_api_wappend *w = RP_API_WOP(rp_api_wappend, hw);
-    rp_err rc = rp_store_wappend_event(rp_api_store(w->rq.api), txn, &w->e, w->rq.now, &w->at, eb);
+    rp_store_id canon;
+    rp_err rc = rp_store_wappend_event(rp_api_store(w->rq.api), txn, &w->e, w->rq.now, &w->at,
+                                       &canon, eb);
     if (rc != RP_OK) return rc;
-    return keep_canon(w, txn, w->e.customer_id, eb);
+    rp_api_write_set_canon(w, rp_store_id_str(&canon));
+    return RP_OK;
 }
 
 /* Result {customer_id, ts, seq, cursor}. */
@@ -581,9 +579,11 @@ static rp_err decode_issue_put(rp_api_write *hw, const char **what, rp_errbuf *e
 /* Writer thread: create or replace the issue. */
 static rp_err apply_issue_put(rp_api_write *hw, MDB_txn *txn, rp_errbuf *eb) {
     rp_api_wissue *w = RP_API_WOP(rp_api_wissue, hw);
-    rp_err rc = rp_store_wput_issue(rp_api_store(w->rq.api), txn, &w->is, w->rq.now, eb);
+    rp_store_id canon;
+    rp_err rc = rp_store_wput_issue(rp_api_store(w->rq.api), txn, &w->is, w->rq.now, &canon, eb);
     if (rc != RP_OK) return rc;
-    return keep_canon(w, txn, w->is.customer_id, eb);
+    rp_api_write_set_canon(w, rp_store_id_str(&canon));
+    return RP_OK;
 }
 
 /* Result {customer_id, issue_id}. */

@@ -82,7 +82,8 @@ static rp_err add_candidate(rp_store *s, MDB_txn *txn, rp_str id, rp_context_scr
     if (rc != RP_OK) return rc;
     uint32_t n = 0;
     bool more = false;
-    rc = rp_store_issues(s, txn, sc->who.id, RP_CONTEXT_MAX_ISSUES, sc->issues, &n, &more, eb);
+    rc = rp_store_issues(s, txn, sc->who.id, RP_STORE_CANONICAL, RP_CONTEXT_MAX_ISSUES, sc->issues, &n,
+                         &more, eb);
     if (rc != RP_OK) return rc == RP_NOT_FOUND ? rp_errf(eb, RP_INTERNAL, "candidate vanished") : rc;
     rp_card_add_candidate(&sc->card, &sc->who, sc->issues, n, more);
     return RP_OK;
@@ -95,10 +96,11 @@ static rp_err build_one(rp_store *s, MDB_txn *txn, const rp_config *cfg, int64_t
     uint32_t nev = 0, nis = 0;
     bool more = false;
     rp_cursor next;
-    rp_err rc = rp_store_history(s, txn, sc->who.id, &before, cfg->card_max_events, sc->events, &nev,
-                                 &more, &next, eb);
+    rp_err rc = rp_store_history(s, txn, sc->who.id, RP_STORE_CANONICAL, &before, cfg->card_max_events,
+                                 sc->events, &nev, &more, &next, eb);
     if (rc != RP_OK) return rc == RP_NOT_FOUND ? rp_errf(eb, RP_INTERNAL, "customer vanished") : rc;
-    rc = rp_store_issues(s, txn, sc->who.id, RP_CONTEXT_MAX_ISSUES, sc->issues, &nis, &more, eb);
+    rc = rp_store_issues(s, txn, sc->who.id, RP_STORE_CANONICAL, RP_CONTEXT_MAX_ISSUES, sc->issues,
+                         &nis, &more, eb);
     if (rc != RP_OK) return rc == RP_NOT_FOUND ? rp_errf(eb, RP_INTERNAL, "customer vanished") : rc;
     rp_card_build(cfg, &sc->who, sc->events, nev, sc->issues, nis, at, &sc->card);
     return RP_OK;

@@ -32,6 +32,7 @@
 #include "model/codec.h"
 
 #include <assert.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -154,14 +155,11 @@ static rp_err get_id(const dec *d, const msgpack_object *v, const char *field, r
     return RP_OK;
 }
 
-#define LANG_MIN 2
-#define LANG_MAX 35
-
 /* true when s has the shape of a BCP 47 tag: subtags of 1..8 ASCII letters
  * or digits joined by '-', the first all letters, 2..35 bytes in all. Not a
  * registry check: "xx-Zzzz" passes. */
 static bool lang_shape_ok(rp_str s) {
-    if (s.n < LANG_MIN || s.n > LANG_MAX) return false;
+    if (s.n < RP_LANG_MIN || s.n > RP_LANG_MAX) return false;
     size_t run = 0, subtag = 0;
     for (size_t i = 0; i < s.n; i++) {
         char ch = s.p[i];
@@ -193,7 +191,7 @@ static rp_err get_lang(const dec *d, const msgpack_object *v, rp_str *out) {
                         "(got '%s')",
                         printable(s.p, s.n, show));
     }
-    if (s.n > LANG_MAX) return dec_fail(d, RP_BAD_REQUEST, "field 'language' is too long");
+    if (s.n > RP_LANG_MAX) return dec_fail(d, RP_BAD_REQUEST, "field 'language' is too long");
     *out = s;
     return RP_OK;
 }
@@ -274,6 +272,18 @@ static const vocab V_OUTCOME = {out_parse, out_name, RP_OUT_NONE, RP_OUT__COUNT}
 static const vocab V_STATUS = {st_parse, st_name, RP_ST_OPEN, RP_ST__COUNT};
 static const vocab V_SEVERITY = {sev_parse, sev_name, RP_SEV_LOW, RP_SEV__COUNT};
 
+/* Append word to buf[0..used) without its NUL, as far as it fits while
+ * leaving room for one; returns the new length (< cap). The vocabularies
+ * are short, so nothing is cut in practice, but a cut is a shorter
+ * sentence, never an overflow. */
+static size_t words_add(char *buf, size_t cap, size_t used, const char *word) {
+    assert(used < cap);
+    size_t n = strlen(word);
+    if (n > cap - 1 - used) n = cap - 1 - used;
+    memcpy(buf + used, word, n);
+    return used + n;
+}
+
 /* One word of vocabulary vb. nil -> dflt. An unknown word is BAD_REQUEST
  * with a sentence listing the allowed words. */
 static rp_err get_enum(const dec *d, const msgpack_object *v, const char *field, const vocab *vb,
@@ -285,14 +295,13 @@ static rp_err get_enum(const dec *d, const msgpack_object *v, const char *field,
     if (v->type != MSGPACK_OBJECT_STR) return type_fail(d, field, "a string", v);
     rp_str s = obj_str(v);
     if (vb->parse(s, out)) return RP_OK;
-    char words[160] = "", show[SHOW_MAX];
+    char words[160], show[SHOW_MAX];
     size_t used = 0;
-    for (int i = vb->first; i < vb->count && used < sizeof words; i++) {
-        int k = snprintf(words + used, sizeof words - used, "%s%s", i > vb->first ? ", " : "",
-                         vb->name(i));
-        if (k < 0) break;
-        used += (size_t)k;
+    for (int i = vb->first; i < vb->count; i++) {
+        if (i > vb->first) used = words_add(words, sizeof words, used, ", ");
+        used = words_add(words, sizeof words, used, vb->name(i));
     }
+    words[used] = '\0';
     return dec_fail(d, RP_BAD_REQUEST, "field '%s' must be one of %s (got '%s')", field, words,
                     printable(s.p, s.n, show));
 }
@@ -454,6 +463,97 @@ static rp_err get_prefs(const dec *d, const msgpack_object *v, rp_customer *c, b
             c->prefs[c->nprefs++] = (rp_pref){key, val};
         }
     }
+    return RP_OK;
+}
+
+/* ---- stored-record validators (codec.h) ----------------------------------
+ * They use the limits the decoder uses (record.h and elem_max), so a record
+ * that passes reads back with RP_DEC_STORED. */
+
+/* A byte length within [min, max]: over is RP_TOO_LARGE, under (empty) is
+ * RP_BAD_REQUEST. */
+static rp_err check_len(rp_str s, size_t min, size_t max, const char *what, rp_errbuf *eb) {
+    if (s.n > max) return rp_errf(eb, RP_TOO_LARGE, "%s is %zu bytes; the limit is %zu", what, s.n, max);
+    if (s.n < min) return rp_errf(eb, RP_BAD_REQUEST, "%s is empty", what);
+    return RP_OK;
+}
+
+/* Every element of a list of kind k: non-empty, within elem_max(k). */
+static rp_err check_list(const rp_str *list, uint32_t n, elem k, const char *what, rp_errbuf *eb) {
+    for (uint32_t i = 0; i < n; i++) {
+        rp_err rc = check_len(list[i], 1, elem_max(k), what, eb);
+        if (rc != RP_OK) return rc;
+    }
+    return RP_OK;
+}
+
+/* The identities the indexes key on: E.164 phones, normalized emails, ids. */
+static rp_err check_identities(const rp_customer *c, rp_errbuf *eb) {
+    for (uint32_t i = 0; i < c->nphones; i++) {
+        rp_str p = c->phones[i];
+        bool ok = p.n >= 2 && p.n <= elem_max(EL_PHONE) && p.p[0] == '+';
+        for (size_t j = 1; ok && j < p.n; j++) ok = p.p[j] >= '0' && p.p[j] <= '9';
+        if (!ok) return rp_errf(eb, RP_BAD_REQUEST, "phones[%u] is not an E.164 number", (unsigned)i);
+    }
+    for (uint32_t i = 0; i < c->nemails; i++) {
+        rp_str e = c->emails[i];
+        if (e.n == 0 || e.n > elem_max(EL_EMAIL) || memchr(e.p, '@', e.n) == NULL)
+            return rp_errf(eb, RP_BAD_REQUEST, "emails[%u] is not a normalized email", (unsigned)i);
+    }
+    for (uint32_t i = 0; i < c->naccounts; i++) {
+        rp_err rc = rp_id_check(c->accounts[i], "accounts", eb);
+        if (rc != RP_OK) return rc;
+    }
+    return RP_OK;
+}
+
+rp_err rp_customer_check(const rp_customer *c, rp_errbuf *eb) {
+    rp_err rc = rp_id_check(c->id, "id", eb);
+    if (rc != RP_OK) return rc;
+    if (c->nphones > RP_MAX_PHONES || c->nemails > RP_MAX_EMAILS || c->naccounts > RP_MAX_ACCOUNTS ||
+        c->nflags > RP_MAX_FLAGS || c->nprefs > RP_MAX_PREFS || c->nnotes > RP_MAX_NOTES)
+        return rp_errf(eb, RP_TOO_LARGE, "customer '%.*s' has too many list entries", (int)c->id.n, c->id.p);
+    if ((rc = check_len(c->name, 0, RP_NAME_MAX, "name", eb)) != RP_OK ||
+        (rc = check_len(c->preferred_name, 0, RP_NAME_MAX, "preferred_name", eb)) != RP_OK ||
+        (rc = check_len(c->language, 0, RP_LANG_MAX, "language", eb)) != RP_OK ||
+        (rc = check_len(c->timezone, 0, RP_NAME_MAX, "timezone", eb)) != RP_OK ||
+        (rc = check_len(c->tier, 0, RP_NAME_MAX, "tier", eb)) != RP_OK ||
+        (rc = check_list(c->flags, c->nflags, EL_FLAG, "a flag", eb)) != RP_OK ||
+        (rc = check_list(c->notes, c->nnotes, EL_NOTE, "a rapport note", eb)) != RP_OK)
+        return rc;
+    for (uint32_t i = 0; i < c->nprefs; i++)
+        if ((rc = check_len(c->prefs[i].key, 1, RP_PREF_KEY_MAX, "a preference key", eb)) != RP_OK ||
+            (rc = check_len(c->prefs[i].value, 0, RP_PREF_VAL_MAX, "a preference value", eb)) != RP_OK)
+            return rc;
+    return check_identities(c, eb);
+}
+
+rp_err rp_event_check(const rp_event *e, rp_errbuf *eb) {
+    if (e->ts < 0) return rp_errf(eb, RP_BAD_REQUEST, "ts must be >= 0, got %" PRId64, e->ts);
+    if (e->channel <= RP_CH_NONE || e->channel >= RP_CH__COUNT)
+        return rp_errf(eb, RP_BAD_REQUEST, "event has no valid channel");
+    if ((unsigned)e->outcome >= RP_OUT__COUNT)
+        return rp_errf(eb, RP_BAD_REQUEST, "event has an invalid outcome");
+    if (e->has_sentiment && !(e->sentiment >= -1.0 && e->sentiment <= 1.0))
+        return rp_errf(eb, RP_BAD_REQUEST, "sentiment must be between -1.0 and 1.0");
+    rp_err rc;
+    if ((rc = check_len(e->kind, 1, RP_TOKEN_MAX, "kind", eb)) != RP_OK ||
+        (rc = check_len(e->topic, 0, RP_TOKEN_MAX, "topic", eb)) != RP_OK ||
+        (rc = check_len(e->agent, 0, RP_TOKEN_MAX, "agent", eb)) != RP_OK ||
+        (rc = check_len(e->summary, 0, RP_SUMMARY_MAX, "summary", eb)) != RP_OK)
+        return rc;
+    if (e->issue_id.n > 0) return rp_id_check(e->issue_id, "issue_id", eb);
+    return RP_OK;
+}
+
+rp_err rp_issue_check(const rp_issue *i, rp_errbuf *eb) {
+    rp_err rc = rp_id_check(i->issue_id, "issue_id", eb);
+    if (rc != RP_OK) return rc;
+    if ((unsigned)i->status >= RP_ST__COUNT || (unsigned)i->severity >= RP_SEV__COUNT)
+        return rp_errf(eb, RP_BAD_REQUEST, "issue has an invalid status or severity");
+    if ((rc = check_len(i->topic, 0, RP_TOKEN_MAX, "topic", eb)) != RP_OK ||
+        (rc = check_len(i->summary, 0, RP_SUMMARY_MAX, "summary", eb)) != RP_OK)
+        return rc;
     return RP_OK;
 }
 

@@ -80,6 +80,26 @@ rp_err rp_issue_decode_as(const msgpack_object *o, rp_dec_mode mode, rp_issue_nu
 rp_err rp_issue_decode(const msgpack_object *o, rp_dec_mode mode, rp_issue *out, rp_errbuf *eb);
 void rp_issue_encode(msgpack_packer *pk, const rp_issue *i, unsigned enc);
 
+/* The stored-record validators: whether a record built in memory (by a
+ * wire decode, a patch, a merge or a C caller) may be written, i.e. whether
+ * rp_*_decode(RP_DEC_STORED) will read back what rp_*_encode(RP_ENC_STORED)
+ * makes of it, and whether the store's key layout can hold its ids and
+ * identities. They check the limits of record.h — the same ones the
+ * decoders use, so there is one place per limit — plus the shapes the
+ * identity indexes rest on: ids (rp_id_check), phones ("+" and digits,
+ * E.164 length), emails (an '@', normalized length), accounts (ids).
+ * Text syntax (UTF-8, normalization) is the wire decoder's job and is not
+ * re-checked. c/e/i: the record (not modified); eb: the sentence on error.
+ * Return RP_OK, RP_TOO_LARGE (a count or a length over its limit) or
+ * RP_BAD_REQUEST (a missing or malformed field). O(fields). */
+rp_err rp_customer_check(const rp_customer *c, rp_errbuf *eb);
+/* Event: ts >= 0, a channel, a kind, a valid outcome and sentiment; the
+ * customer_id and seq are not checked (the store sets them). */
+rp_err rp_event_check(const rp_event *e, rp_errbuf *eb);
+/* Issue: issue_id, status, severity and lengths; customer_id is not
+ * checked (the store resolves it). */
+rp_err rp_issue_check(const rp_issue *i, rp_errbuf *eb);
+
 /* Helpers for handlers decoding request params (maps with string keys). */
 /* Find key in map o; NULL when o is not a map or the key is absent. O(n). */
 const msgpack_object *rp_mp_get(const msgpack_object *o, const char *key);

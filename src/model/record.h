@@ -34,7 +34,9 @@ static inline bool rp_str_eqc(rp_str a, const char *c);
 #define RP_ID_MAX 64          /* design: ids are 1..64 bytes */
 #define RP_PHONE_MAX 16       /* '+' and at most 15 digits (E.164) */
 #define RP_EMAIL_MAX 254      /* RFC 5321 path limit */
-#define RP_NAME_MAX 256       /* a name, a tier, a language tag... */
+#define RP_NAME_MAX 256       /* a name, a tier, a timezone... */
+#define RP_LANG_MIN 2         /* BCP 47: a 2..3-letter primary subtag at least */
+#define RP_LANG_MAX 35        /* BCP 47 tags the codec accepts (RFC 5646 4.4.1) */
 #define RP_TOKEN_MAX 64       /* kind, topic, channel, agent, flag */
 #define RP_SUMMARY_MAX 1024   /* "short": a sentence or two, not a transcript */
 #define RP_NOTE_MAX 256       /* a rapport note is one line */

@@ -6,8 +6,13 @@
  * transaction back.
  *
  * merge(from, into): every decision that can fail for a reason other than
- * LMDB (ids, limits) is taken before the first write, so RP_TOO_LARGE and
- * RP_CONFLICT never depend on the rollback. Events are re-keyed under
+ * LMDB or corrupt data (ids, identity and list limits, the stored-record
+ * validator, event counts) is taken before the first write (merge_plan), so
+ * RP_TOO_LARGE and RP_CONFLICT never depend on the rollback. Merge moves
+ * only events, issues and aliases itself; the survivor's record is written
+ * by the one customer write (store_write.c rp_si_customer_write), which
+ * validates, versions, reindexes (from's identities now name `into`) and
+ * puts it. Events are re-keyed under
  * `into` one by one, keeping their (ts, seq) unless `into` already has that
  * key, in which case they get the next free seq at that ts; issues keep
  * their issue_id, and when both customers have the same issue_id the one
@@ -26,15 +31,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/codec.h"
 #include "model/ident.h"
 #include "store/keys.h"
 #include "store/store.h"
 #include "store/store_int.h"
-
-static MDB_val mval(const void *p, size_t n) {
-    MDB_val v = {n, (void *)p};
-    return v;
-}
 
 /* Append x to list[*n] unless present; false when the list is full. */
 static bool add_unique(rp_str *list, uint32_t *n, uint32_t cap, rp_str x) {
@@ -86,16 +87,15 @@ static rp_err merge_profile(rp_customer *m, const rp_customer *f, rp_errbuf *eb)
     return RP_OK;
 }
 
-/* Point every index entry of f's identities from fid to iid. */
-static rp_err repoint_identities(rp_store *s, MDB_txn *txn, const rp_customer *f, rp_str fid,
-                                 rp_str iid, rp_errbuf *eb) {
+/* Remove the index entries of f's identities that name fid (the survivor's
+ * entries are added by the customer write's reindex). */
+static rp_err unindex(rp_store *s, MDB_txn *txn, const rp_customer *f, rp_str fid, rp_errbuf *eb) {
     for (int kind = RP_IDENT_PHONE; kind <= RP_IDENT_ACCOUNT; kind++) {
         const rp_str *list;
         uint32_t n;
         rp_si_idents(f, (rp_ident_kind)kind, &list, &n);
         for (uint32_t i = 0; i < n; i++) {
             rp_err rc = rp_si_index_del(s, txn, (rp_ident_kind)kind, list[i], fid, eb);
-            if (rc == RP_OK) rc = rp_si_index_add(s, txn, (rp_ident_kind)kind, list[i], iid, eb);
             if (rc != RP_OK) return rc;
         }
     }
@@ -117,7 +117,7 @@ static rp_err move_events(rp_store *s, MDB_txn *txn, rp_str fid, rp_str iid, uin
     size_t cap = 0;
     *moved = 0;
     for (;;) {
-        MDB_val k = mval(fp, fpn), v;
+        MDB_val k = rp_si_mval(fp, fpn), v;
         mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
         if (mrc == MDB_NOTFOUND || (mrc == 0 && !rp_keys_has_prefix(&k, fp, fpn))) break;
         if (mrc) {
@@ -143,19 +143,19 @@ static rp_err move_events(rp_store *s, MDB_txn *txn, rp_str fid, rp_str iid, uin
         if (vn) memcpy(val, v.mv_data, vn);
         char nk[RP_KEYS_EVENT_MAX], ok[RP_KEYS_EVENT_MAX];
         size_t nkn = rp_keys_event(nk, iid, ts, seq), okn = rp_keys_event(ok, fid, ts, seq);
-        MDB_val nkv = mval(nk, nkn), nv = mval(val, vn);
+        MDB_val nkv = rp_si_mval(nk, nkn), nv = rp_si_mval(val, vn);
         mrc = mdb_put(txn, dbi, &nkv, &nv, MDB_NOOVERWRITE);
         if (mrc == MDB_KEYEXIST) {
             uint32_t ns;
             rc = rp_si_event_next_seq(s, txn, iid, ts, &ns, eb);
             if (rc != RP_OK) goto out;
             nkn = rp_keys_event(nk, iid, ts, ns);
-            nkv = mval(nk, nkn);
-            nv = mval(val, vn);
+            nkv = rp_si_mval(nk, nkn);
+            nv = rp_si_mval(val, vn);
             mrc = mdb_put(txn, dbi, &nkv, &nv, MDB_NOOVERWRITE);
         }
         if (mrc == 0) {
-            MDB_val okv = mval(ok, okn);
+            MDB_val okv = rp_si_mval(ok, okn);
             mrc = mdb_del(txn, dbi, &okv, NULL);
         }
         if (mrc) {
@@ -182,7 +182,7 @@ static rp_err move_issues(rp_store *s, MDB_txn *txn, rp_str fid, rp_str iid, rp_
     rp_err rc = RP_OK;
     rp_si_blob fv = {0};
     for (;;) {
-        MDB_val k = mval(fp, fpn), v;
+        MDB_val k = rp_si_mval(fp, fpn), v;
         mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
         if (mrc == MDB_NOTFOUND || (mrc == 0 && !rp_keys_has_prefix(&k, fp, fpn))) break;
         if (mrc) {
@@ -206,7 +206,7 @@ static rp_err move_issues(rp_store *s, MDB_txn *txn, rp_str fid, rp_str iid, rp_
         memcpy(fv.p, v.mv_data, fv.n);
         char nk[RP_KEYS_ISSUE_MAX], ok[RP_KEYS_ISSUE_MAX];
         size_t nkn = rp_keys_issue(nk, iid, issue_id), okn = rp_keys_issue(ok, fid, issue_id);
-        MDB_val nkv = mval(nk, nkn), existing, fval = mval(fv.p, fv.n);
+        MDB_val nkv = rp_si_mval(nk, nkn), existing, fval = rp_si_mval(fv.p, fv.n);
         bool keep_from = true;
         mrc = mdb_get(txn, dbi, &nkv, &existing);
         if (mrc == 0) {
@@ -221,7 +221,7 @@ static rp_err move_issues(rp_store *s, MDB_txn *txn, rp_str fid, rp_str iid, rp_
         }
         mrc = keep_from ? mdb_put(txn, dbi, &nkv, &fval, 0) : 0;
         if (mrc == 0) {
-            MDB_val okv = mval(ok, okn);
+            MDB_val okv = rp_si_mval(ok, okn);
             mrc = mdb_del(txn, dbi, &okv, NULL);
         }
         if (mrc) {
@@ -245,7 +245,7 @@ static rp_err drain_aliases(rp_store *s, MDB_txn *txn, rp_str target, const rp_s
     int mrc = mdb_cursor_open(txn, s->dbi[RP_DB_ALIAS_REV], &cur);
     if (mrc) return rp_si_mdb(eb, mrc, "opening an alias cursor");
     for (;;) {
-        MDB_val k = mval(target.p, target.n), v;
+        MDB_val k = rp_si_mval(target.p, target.n), v;
         mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
         if (mrc == MDB_NOTFOUND) {
             mrc = 0;
@@ -259,10 +259,10 @@ static rp_err drain_aliases(rp_store *s, MDB_txn *txn, rp_str target, const rp_s
         char obuf[RP_ID_MAX];
         size_t on = v.mv_size;
         memcpy(obuf, v.mv_data, on);
-        MDB_val ok = mval(obuf, on);
+        MDB_val ok = rp_si_mval(obuf, on);
         if (new_target != NULL) {
-            MDB_val nv = mval(new_target->p, new_target->n);
-            MDB_val nk = mval(new_target->p, new_target->n), ov = mval(obuf, on);
+            MDB_val nv = rp_si_mval(new_target->p, new_target->n);
+            MDB_val nk = rp_si_mval(new_target->p, new_target->n), ov = rp_si_mval(obuf, on);
             mrc = mdb_put(txn, s->dbi[RP_DB_ALIASES], &ok, &nv, 0);
             if (mrc == 0) mrc = mdb_put(txn, s->dbi[RP_DB_ALIAS_REV], &nk, &ov, MDB_NODUPDATA);
             if (mrc == MDB_KEYEXIST) mrc = 0;
@@ -271,7 +271,7 @@ static rp_err drain_aliases(rp_store *s, MDB_txn *txn, rp_str target, const rp_s
             if (mrc == MDB_NOTFOUND) mrc = 0;
         }
         if (mrc) break;
-        MDB_val tk = mval(target.p, target.n), ov = mval(obuf, on);
+        MDB_val tk = rp_si_mval(target.p, target.n), ov = rp_si_mval(obuf, on);
         mrc = mdb_del(txn, s->dbi[RP_DB_ALIAS_REV], &tk, &ov);
         if (mrc) break;
     }
@@ -279,10 +279,61 @@ static rp_err drain_aliases(rp_store *s, MDB_txn *txn, rp_str target, const rp_s
     return mrc ? rp_si_mdb(eb, mrc, "updating aliases") : RP_OK;
 }
 
-/* The order: checks and the merged profile first (no writes), then
- * indexes, events, issues, the profiles, the aliases. */
+/* Every decision that can fail without LMDB or corrupt data failing:
+ * both ids resolve and differ, both records load, the merged profile fits
+ * the limits (merge_profile) and passes the stored-record validator, and
+ * the event counts add up. Nothing is written. fcount and icount get the
+ * event counts. */
+static rp_err merge_plan(rp_store *s, MDB_txn *txn, rp_str fid, rp_str iid, rp_si_blob *fb,
+                         rp_customer *f, rp_si_blob *ib, rp_customer *m, uint32_t *fcount,
+                         uint32_t *icount, rp_errbuf *eb) {
+    rp_err rc = rp_si_load_customer(s, txn, fid, fb, f, eb);
+    if (rc == RP_OK) rc = rp_si_load_customer(s, txn, iid, ib, m, eb);
+    if (rc == RP_OK) rc = merge_profile(m, f, eb);
+    if (rc == RP_OK) rc = rp_customer_check(m, eb);
+    if (rc == RP_OK) rc = rp_si_evcount_get(s, txn, fid, fcount, eb);
+    if (rc == RP_OK) rc = rp_si_evcount_get(s, txn, iid, icount, eb);
+    if (rc == RP_OK && *fcount > UINT32_MAX - *icount)
+        rc = rp_errf(eb, RP_TOO_LARGE, "merged customer would have too many events");
+    return rc;
+}
+
+/* Move fid's events and issues under iid, set both event counts, trim. */
+static rp_err merge_history(rp_store *s, MDB_txn *txn, rp_str fid, rp_str iid, uint32_t icount,
+                            int64_t now, rp_errbuf *eb) {
+    uint32_t moved = 0;
+    rp_err rc = move_events(s, txn, fid, iid, &moved, eb);
+    if (rc != RP_OK) return rc;
+    if (moved > UINT32_MAX - icount) /* evcount disagreed with the events */
+        return rp_errf(eb, RP_INTERNAL, "event count of '%.*s' is corrupt", (int)fid.n, fid.p);
+    rc = rp_si_evcount_set(s, txn, iid, icount + moved, eb);
+    if (rc == RP_OK) rc = rp_si_evcount_set(s, txn, fid, 0, eb);
+    if (rc == RP_OK) rc = rp_si_trim(s, txn, iid, now, NULL, 0, eb);
+    if (rc == RP_OK) rc = move_issues(s, txn, fid, iid, eb);
+    return rc;
+}
+
+/* Delete fid's record and make it an alias of iid, re-pointing the aliases
+ * that pointed at fid. */
+static rp_err merge_alias(rp_store *s, MDB_txn *txn, rp_str fid, rp_str iid, rp_errbuf *eb) {
+    MDB_val fk = rp_si_mval(fid.p, fid.n), iv = rp_si_mval(iid.p, iid.n);
+    int mrc = mdb_del(txn, s->dbi[RP_DB_CUSTOMERS], &fk, NULL);
+    if (mrc == 0) mrc = mdb_put(txn, s->dbi[RP_DB_ALIASES], &fk, &iv, 0);
+    if (mrc == 0) {
+        MDB_val ik = rp_si_mval(iid.p, iid.n), fv = rp_si_mval(fid.p, fid.n);
+        mrc = mdb_put(txn, s->dbi[RP_DB_ALIAS_REV], &ik, &fv, MDB_NODUPDATA);
+        if (mrc == MDB_KEYEXIST) mrc = 0;
+    }
+    if (mrc) return rp_si_mdb(eb, mrc, "recording the alias");
+    return drain_aliases(s, txn, fid, &iid, eb);
+}
+
+/* The order: every failing decision first (merge_plan, no writes); then
+ * from's index entries, events, issues; the survivor's record through the
+ * one customer write (which indexes from's identities under into); the
+ * alias. */
 rp_err rp_store_wmerge(rp_store *s, MDB_txn *txn, rp_str from, rp_str into, int64_t now,
-                       uint64_t *version_out, rp_errbuf *eb) {
+                       uint64_t *version_out, rp_store_id *canon_out, rp_errbuf *eb) {
     char fbuf[RP_ID_MAX], ibuf[RP_ID_MAX];
     rp_str fid, iid;
     rp_err rc = rp_si_resolve_copy(s, txn, from, fbuf, &fid, eb);
@@ -293,46 +344,17 @@ rp_err rp_store_wmerge(rp_store *s, MDB_txn *txn, rp_str from, rp_str into, int6
                        from.p, (int)into.n, into.p);
     rp_si_blob fb = {0}, ib = {0};
     rp_customer f, m;
-    rc = rp_si_load_customer(s, txn, fid, &fb, &f, eb);
-    if (rc == RP_OK) rc = rp_si_load_customer(s, txn, iid, &ib, &m, eb);
-    if (rc == RP_OK) rc = merge_profile(&m, &f, eb);
-    if (rc != RP_OK) goto out;
-    m.id = iid;
-    m.version += 1;
-    m.updated_at = rp_si_now(now);
-
-    rc = repoint_identities(s, txn, &f, fid, iid, eb);
-    if (rc != RP_OK) goto out;
-    uint32_t moved = 0, icount = 0;
-    rc = move_events(s, txn, fid, iid, &moved, eb);
-    if (rc == RP_OK) rc = rp_si_evcount_get(s, txn, iid, &icount, eb);
-    if (rc != RP_OK) goto out;
-    if (moved > UINT32_MAX - icount) {
-        rc = rp_errf(eb, RP_TOO_LARGE, "merged customer would have too many events");
-        goto out;
-    }
-    rc = rp_si_evcount_set(s, txn, iid, icount + moved, eb);
-    if (rc == RP_OK) rc = rp_si_evcount_set(s, txn, fid, 0, eb);
-    if (rc == RP_OK) rc = rp_si_trim(s, txn, iid, now, NULL, 0, eb);
-    if (rc == RP_OK) rc = move_issues(s, txn, fid, iid, eb);
-    if (rc == RP_OK) rc = rp_si_store_customer(s, txn, &m, eb);
-    if (rc != RP_OK) goto out;
-
-    MDB_val fk = mval(fid.p, fid.n), iv = mval(iid.p, iid.n);
-    int mrc = mdb_del(txn, s->dbi[RP_DB_CUSTOMERS], &fk, NULL);
-    if (mrc == 0) mrc = mdb_put(txn, s->dbi[RP_DB_ALIASES], &fk, &iv, 0);
-    if (mrc == 0) {
-        MDB_val ik = mval(iid.p, iid.n), fv = mval(fid.p, fid.n);
-        mrc = mdb_put(txn, s->dbi[RP_DB_ALIAS_REV], &ik, &fv, MDB_NODUPDATA);
-        if (mrc == MDB_KEYEXIST) mrc = 0;
-    }
-    if (mrc) {
-        rc = rp_si_mdb(eb, mrc, "recording the alias");
-        goto out;
-    }
-    rc = drain_aliases(s, txn, fid, &iid, eb);
-    if (rc == RP_OK && version_out != NULL) *version_out = m.version;
-out:
+    uint32_t fcount = 0, icount = 0;
+    rc = merge_plan(s, txn, fid, iid, &fb, &f, &ib, &m, &fcount, &icount, eb);
+    if (rc != RP_OK) goto fail;
+    rc = unindex(s, txn, &f, fid, eb);
+    if (rc == RP_OK) rc = merge_history(s, txn, fid, iid, icount, now, eb);
+    if (rc != RP_OK) goto fail;
+    rp_put_opts po = {.now = now};
+    rc = rp_si_customer_write(s, txn, &m, &po, version_out, eb);
+    if (rc == RP_OK) rc = merge_alias(s, txn, fid, iid, eb);
+    if (rc == RP_OK) rp_si_id_out(canon_out, iid);
+fail:
     rp_si_blob_free(&fb);
     rp_si_blob_free(&ib);
     return rc;
@@ -361,7 +383,7 @@ rp_err rp_store_wforget(rp_store *s, MDB_txn *txn, rp_str id, rp_errbuf *eb) {
     if (rc == RP_OK) rc = rp_si_evcount_set(s, txn, cid, 0, eb);
     if (rc == RP_OK) rc = drain_aliases(s, txn, cid, NULL, eb);
     if (rc == RP_OK) {
-        MDB_val k = mval(cid.p, cid.n);
+        MDB_val k = rp_si_mval(cid.p, cid.n);
         int mrc = mdb_del(txn, s->dbi[RP_DB_CUSTOMERS], &k, NULL);
         if (mrc) rc = rp_si_mdb(eb, mrc, "deleting the customer");
     }

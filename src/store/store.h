@@ -15,7 +15,7 @@
  * must be called from a rp_write_fn (writer.h). rp_store_write() runs one
  * write fn synchronously; rp_store_submit() enqueues one asynchronously
  * (the server's path). The convenience wrappers rp_store_put_customer()...
- * wrap the common single operations for the CLI and tests.
+ * (store_sync.c) wrap the common single operations for the CLI and tests.
  *
  * Customer ids are resolved through aliases everywhere: after a merge the old
  * id answers as the survivor.
@@ -39,11 +39,28 @@ typedef struct rp_store rp_store;
 typedef enum rp_ident_kind { RP_IDENT_PHONE = 0, RP_IDENT_EMAIL, RP_IDENT_ACCOUNT } rp_ident_kind;
 
 /* A position in a customer's history: events strictly older than (ts, seq).
- * Text form "TS.SEQ" (e.g. "1732350000.0"). */
+ * Its text form "TS.SEQ" is the wire layer's (api/cursor.h). */
 typedef struct rp_cursor {
     int64_t ts;
     uint32_t seq;
 } rp_cursor;
+
+/* A canonical customer id copied out of a write. Writers resolve aliases
+ * and report which record holds the data now, so callers never resolve a
+ * second time; the id is copied because LMDB's slices do not outlive the
+ * transaction's next update. */
+typedef struct rp_store_id {
+    char p[RP_ID_MAX];
+    size_t n;
+} rp_store_id;
+
+/* The id held by id as a slice (valid while *id is). */
+static inline rp_str rp_store_id_str(const rp_store_id *id) { return (rp_str){id->p, id->n}; }
+
+/* Reader flags. */
+#define RP_STORE_CANONICAL 0x1u /* id is canonical (from rp_store_get_customer,
+                                   rp_store_lookup or a resolve in the same
+                                   transaction): skip alias resolution */
 
 #define RP_LOOKUP_MAX 16 /* candidates returned for one key (household lines) */
 
@@ -103,8 +120,10 @@ void rp_store_rend(rp_store *s, MDB_txn *txn);
  * customer nor an alias has that id. */
 rp_err rp_store_resolve(rp_store *s, MDB_txn *txn, rp_str id, rp_str *canonical, rp_errbuf *eb);
 
-/* Get a customer (alias-resolved): RP_OK, RP_NOT_FOUND, RP_BAD_REQUEST (bad
- * id), RP_INTERNAL (corrupt record). */
+/* Get a customer (alias-resolved): out->id is the canonical id (a slice of
+ * the map: pass it to the other readers with RP_STORE_CANONICAL). Returns
+ * RP_OK, RP_NOT_FOUND, RP_BAD_REQUEST (bad id), RP_INTERNAL (corrupt
+ * record). */
 rp_err rp_store_get_customer(rp_store *s, MDB_txn *txn, rp_str id, rp_customer *out, rp_errbuf *eb);
 
 /* Look up customers by phone / email / account id. raw is normalized first
@@ -115,14 +134,19 @@ rp_err rp_store_lookup(rp_store *s, MDB_txn *txn, rp_ident_kind kind, rp_str raw
 
 /* History, newest first: events of customer id older than *before (NULL:
  * from the newest), at most max into out[]. *n gets the count; when more
- * exist, *more is true and *next is the cursor for the next page.
- * Returns RP_OK, RP_NOT_FOUND (no such customer), RP_INTERNAL. */
-rp_err rp_store_history(rp_store *s, MDB_txn *txn, rp_str id, const rp_cursor *before, uint32_t max,
+ * exist, *more is true and *next is the cursor for the next page. flags:
+ * 0 (id may be an alias: resolved) or RP_STORE_CANONICAL (not resolved; a
+ * canonical id without a customer has no events). Every event's
+ * customer_id is the canonical id. Returns RP_OK, RP_NOT_FOUND (no such
+ * customer; without RP_STORE_CANONICAL only), RP_INTERNAL. */
+rp_err rp_store_history(rp_store *s, MDB_txn *txn, rp_str id, unsigned flags, const rp_cursor *before,
+                        uint32_t max,
                         rp_event *out, uint32_t *n, bool *more, rp_cursor *next, rp_errbuf *eb);
 
 /* Issues of a customer, in issue_id order, at most max into out[].
- * *more is set when there are more. Returns RP_OK, RP_NOT_FOUND. */
-rp_err rp_store_issues(rp_store *s, MDB_txn *txn, rp_str id, uint32_t max, rp_issue *out,
+ * *more is set when there are more. flags as rp_store_history. Returns
+ * RP_OK, RP_NOT_FOUND (without RP_STORE_CANONICAL only). */
+rp_err rp_store_issues(rp_store *s, MDB_txn *txn, rp_str id, unsigned flags, uint32_t max, rp_issue *out,
                        uint32_t *n, bool *more, rp_errbuf *eb);
 
 /* One issue. Returns RP_OK, RP_NOT_FOUND. */
@@ -140,17 +164,27 @@ rp_err rp_store_stats_get(rp_store *s, rp_store_stats *out, rp_errbuf *eb);
 
 /* --- writers (inside a write transaction: call from a rp_write_fn) -------- */
 
-/* Create or replace a customer (all fields as given; identities reindexed).
- * Version becomes stored+1 (1 when new) unless opts->restore. *version_out
- * gets the new version. Returns RP_OK, RP_CONFLICT (expect_version differs),
- * RP_BAD_REQUEST, RP_STORE_FULL, RP_INTERNAL. */
-rp_err rp_store_wput_customer(rp_store *s, MDB_txn *txn, const rp_customer *c,
-                              const rp_put_opts *opts, uint64_t *version_out, rp_errbuf *eb);
+/* Every writer of a customer's data takes canon_out (may be NULL): on RP_OK
+ * it gets the canonical id the data was written under (the survivor for an
+ * alias), so the caller need not resolve again. */
 
-/* Merge-patch a stored customer (codec.h rp_customer_patch semantics).
- * Returns as wput, plus RP_NOT_FOUND. */
+/* Create or replace a customer (all fields as given; identities reindexed).
+ * c is validated with the model's stored-record validator
+ * (rp_customer_check). Version becomes stored+1 (1 when new) unless
+ * opts->restore. opts may be NULL (no expectation, now = the clock).
+ * *version_out (may be NULL) gets the new version; *canon_out c->id (a put
+ * on an alias is a conflict). Returns RP_OK, RP_CONFLICT (expect_version
+ * differs, or c->id is an alias), RP_BAD_REQUEST, RP_TOO_LARGE,
+ * RP_STORE_FULL, RP_UNAVAILABLE, RP_INTERNAL. */
+rp_err rp_store_wput_customer(rp_store *s, MDB_txn *txn, const rp_customer *c,
+                              const rp_put_opts *opts, uint64_t *version_out, rp_store_id *canon_out,
+                              rp_errbuf *eb);
+
+/* Merge-patch a stored customer (codec.h rp_customer_patch semantics); id
+ * may be an alias. Returns as wput, plus RP_NOT_FOUND. */
 rp_err rp_store_wpatch_customer(rp_store *s, MDB_txn *txn, rp_str id, const msgpack_object *patch,
-                                const rp_put_opts *opts, uint64_t *version_out, rp_errbuf *eb);
+                                const rp_put_opts *opts, uint64_t *version_out,
+                                rp_store_id *canon_out, rp_errbuf *eb);
 
 /* Remove the customer and every trace: profile, events, issues, identity
  * index entries, event count, and aliases pointing to it. id may be an
@@ -159,23 +193,27 @@ rp_err rp_store_wforget(rp_store *s, MDB_txn *txn, rp_str id, rp_errbuf *eb);
 
 /* Fold customer `from` into `into`: identities, events and issues move,
  * empty profile fields of `into` are filled from `from`, flags/notes/prefs
- * are united (into wins), `from` becomes an alias of `into`. Returns RP_OK,
- * RP_NOT_FOUND, RP_CONFLICT (same customer), RP_TOO_LARGE (identities would
- * exceed the limits). */
+ * are united (into wins), `from` becomes an alias of `into`. Every failing
+ * decision comes before the first write. *version_out (may be NULL) gets
+ * the survivor's new version, *canon_out its canonical id. Returns RP_OK,
+ * RP_NOT_FOUND, RP_CONFLICT (same customer), RP_TOO_LARGE (identities,
+ * lists or events would exceed the limits), RP_BAD_REQUEST (the merged
+ * record fails the validator), RP_STORE_FULL, RP_INTERNAL. */
 rp_err rp_store_wmerge(rp_store *s, MDB_txn *txn, rp_str from, rp_str into, int64_t now,
-                       uint64_t *version_out, rp_errbuf *eb);
+                       uint64_t *version_out, rp_store_id *canon_out, rp_errbuf *eb);
 
 /* Append an event (customer must exist; alias resolved). Assigns seq.
  * Trims the customer's oldest events beyond retention_max_events and older
  * than retention_max_age_days before `now`. *at_out gets (ts, seq).
  * Returns RP_OK, RP_NOT_FOUND, RP_BAD_REQUEST (ts < 0), RP_STORE_FULL. */
 rp_err rp_store_wappend_event(rp_store *s, MDB_txn *txn, const rp_event *e, int64_t now,
-                              rp_cursor *at_out, rp_errbuf *eb);
+                              rp_cursor *at_out, rp_store_id *canon_out, rp_errbuf *eb);
 
 /* Create or replace an issue (customer must exist). opened_at defaults to
  * the stored one or now; updated_at to now when 0. Returns RP_OK,
  * RP_NOT_FOUND. */
-rp_err rp_store_wput_issue(rp_store *s, MDB_txn *txn, const rp_issue *i, int64_t now, rp_errbuf *eb);
+rp_err rp_store_wput_issue(rp_store *s, MDB_txn *txn, const rp_issue *i, int64_t now,
+                           rp_store_id *canon_out, rp_errbuf *eb);
 
 /* --- running writes ---------------------------------------------------------- */
 
@@ -186,7 +224,8 @@ rp_err rp_store_write(rp_store *s, rp_write_fn fn, void *arg, rp_errbuf *eb);
  * Returns RP_OK or RP_UNAVAILABLE (queue full / closing / read-only). */
 rp_err rp_store_submit(rp_store *s, rp_write_req *req);
 
-/* Convenience: one synchronous operation each (for the CLI and tests). */
+/* Convenience: one synchronous operation each (for the CLI and tests), the
+ * w* writer above run by rp_store_write; arguments and returns as there. */
 rp_err rp_store_put_customer(rp_store *s, const rp_customer *c, const rp_put_opts *opts,
                              uint64_t *version_out, rp_errbuf *eb);
 rp_err rp_store_append_event(rp_store *s, const rp_event *e, int64_t now, rp_cursor *at_out,
@@ -195,10 +234,5 @@ rp_err rp_store_put_issue(rp_store *s, const rp_issue *i, int64_t now, rp_errbuf
 rp_err rp_store_forget(rp_store *s, rp_str id, rp_errbuf *eb);
 rp_err rp_store_merge(rp_store *s, rp_str from, rp_str into, int64_t now, uint64_t *version_out,
                       rp_errbuf *eb);
-
-/* Cursor text form "TS.SEQ". format writes at most 32 bytes incl. NUL.
- * parse returns RP_OK or RP_BAD_REQUEST. */
-void rp_cursor_format(const rp_cursor *c, char out[32]);
-rp_err rp_cursor_parse(rp_str s, rp_cursor *out, rp_errbuf *eb);
 
 #endif

@@ -1,5 +1,18 @@
-/* store_int.h — internals shared by store.c (records, events, issues,
- * readers) and merge.c (merge and forget). Not part of the public API.
+/* store_int.h — the one internal header of the store. Not public API.
+ *
+ * The store is layered; each file uses only the ones above it in this list
+ * and nothing calls back up (so there is no cycle between store files):
+ *
+ *   store_codec.c  codec glue: unpack/decode stored values, LMDB errors
+ *   store_index.c  identity index entries and the reindex diff, event
+ *                  counts, event seqs, retention trim, range deletes
+ *   store.c        lifecycle: open/close, config, read transactions, stats,
+ *                  running writes (rp_store_write, rp_store_submit)
+ *   store_read.c   readers; alias resolution; loading a record to change it
+ *   store_write.c  the one customer write (rp_si_customer_write) and the
+ *                  put/patch/event/issue writers
+ *   merge.c        merge and forget (built on the above)
+ *   store_sync.c   the synchronous convenience wrappers (on top of all)
  *
  * Lifetime rule for write functions: LMDB invalidates every pointer it
  * returned once the transaction makes another update (a dirty page may be
@@ -12,8 +25,10 @@
 
 #include <lmdb.h>
 #include <msgpack.h>
+#include <assert.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <string.h>
 
 #include "core/config.h"
 #include "core/error.h"
@@ -45,6 +60,19 @@ struct rp_store {
     MDB_dbi dbi[RP_DB__COUNT];
 };
 
+/* An MDB_val over a const buffer (LMDB's API is not const-correct). */
+static inline MDB_val rp_si_mval(const void *p, size_t n) {
+    MDB_val v = {n, (void *)p};
+    return v;
+}
+
+/* The bytes of an MDB_val as a slice (valid while the value is). */
+static inline rp_str rp_si_vstr(const MDB_val *v) {
+    return (rp_str){(const char *)v->mv_data, v->mv_size};
+}
+
+/* --- store_codec.c --------------------------------------------------------- */
+
 /* A heap copy of an LMDB value (see the lifetime rule above). */
 typedef struct rp_si_blob {
     char *p;
@@ -66,6 +94,31 @@ int64_t rp_si_now(int64_t now);
 rp_err rp_si_unpack(const MDB_val *v, msgpack_zone *z, msgpack_object *o, const char *what,
                     rp_errbuf *eb);
 
+/* Decode a stored customer value into out; slices point into v's memory
+ * (out->id is left for the caller to set from the key). Returns RP_OK,
+ * RP_INTERNAL (corrupt), RP_UNAVAILABLE (out of memory). */
+rp_err rp_si_decode_customer(const MDB_val *v, rp_customer *out, rp_errbuf *eb);
+
+/* Decode a stored event value using zone z (cleared first, so one zone
+ * serves a whole history page); the caller sets customer_id, ts and seq
+ * from the key. Returns as rp_si_decode_customer. */
+rp_err rp_si_decode_event(const MDB_val *v, msgpack_zone *z, rp_event *out, rp_errbuf *eb);
+
+/* Decode a stored issue value (customer_id and issue_id are left for the
+ * caller to set from the key), with zone z (cleared first) or, in
+ * rp_si_decode_issue, a zone of its own. Returns as rp_si_decode_customer. */
+rp_err rp_si_decode_issue_in(const MDB_val *v, msgpack_zone *z, rp_issue *out, rp_errbuf *eb);
+rp_err rp_si_decode_issue(const MDB_val *v, rp_issue *out, rp_errbuf *eb);
+
+/* --- store_read.c ------------------------------------------------------------ */
+
+/* Resolve id through aliases: *canonical gets the canonical id (a slice of
+ * the map, or id itself) and *record (may be NULL) the canonical customer's
+ * stored value found on the way. Returns RP_OK, RP_BAD_REQUEST (bad id),
+ * RP_NOT_FOUND, RP_INTERNAL (corrupt alias chain). O(hops) mdb_gets. */
+rp_err rp_si_resolve_record(rp_store *s, MDB_txn *txn, rp_str id, rp_str *canonical, MDB_val *record,
+                            rp_errbuf *eb);
+
 /* Resolve id through aliases and copy the canonical id into buf.
  * Returns as rp_store_resolve. */
 rp_err rp_si_resolve_copy(rp_store *s, MDB_txn *txn, rp_str id, char buf[RP_ID_MAX], rp_str *out,
@@ -77,13 +130,17 @@ rp_err rp_si_resolve_copy(rp_store *s, MDB_txn *txn, rp_str id, char buf[RP_ID_M
 rp_err rp_si_load_customer(rp_store *s, MDB_txn *txn, rp_str id, rp_si_blob *blob,
                            rp_customer *out, rp_errbuf *eb);
 
-/* Decode a stored issue value (customer_id and issue_id are left for the
- * caller to set from the key). Returns RP_OK, RP_INTERNAL, RP_UNAVAILABLE. */
-rp_err rp_si_decode_issue(const MDB_val *v, rp_issue *out, rp_errbuf *eb);
+/* --- store_index.c ---------------------------------------------------------- */
 
-/* Encode c (RP_ENC_STORED) and put it under c->id. Returns RP_OK,
- * RP_STORE_FULL, RP_UNAVAILABLE (out of memory), RP_INTERNAL. */
-rp_err rp_si_store_customer(rp_store *s, MDB_txn *txn, const rp_customer *c, rp_errbuf *eb);
+/* The named database of the identity index of kind. */
+rp_db rp_si_index_db(rp_ident_kind kind);
+
+/* Make the index entries of nc->id match nc's identities: drop those old
+ * (NULL: a new record) has and nc lacks, add nc's (existing pairs are
+ * fine). O(identities^2) compares, at most 16 per kind. Returns RP_OK or a
+ * mapped LMDB error. */
+rp_err rp_si_reindex(rp_store *s, MDB_txn *txn, const rp_customer *old, const rp_customer *nc,
+                     rp_errbuf *eb);
 
 /* The identity list of one kind of c. */
 void rp_si_idents(const rp_customer *c, rp_ident_kind kind, const rp_str **list, uint32_t *n);
@@ -119,5 +176,27 @@ rp_err rp_si_trim(rp_store *s, MDB_txn *txn, rp_str id, int64_t now, const char 
  * NULL) gets how many. O(k log N) for k keys. */
 rp_err rp_si_delete_prefix(rp_store *s, MDB_txn *txn, rp_db db, const char *prefix, size_t n,
                            uint64_t *deleted, rp_errbuf *eb);
+
+/* Copy a canonical id into *out (NULL: nothing). id.n <= RP_ID_MAX. */
+static inline void rp_si_id_out(rp_store_id *out, rp_str id) {
+    if (out == NULL) return;
+    assert(id.n > 0 && id.n <= sizeof out->p);
+    memcpy(out->p, id.p, id.n);
+    out->n = id.n;
+}
+
+/* --- store_write.c ------------------------------------------------------------ */
+
+/* The one customer write: validate c with rp_customer_check (the model's
+ * stored-record validator), check that c->id is not an alias, load the
+ * stored record under c->id (canonical; absent is a new customer), check
+ * opts->has_expect, set version (stored + 1, or c->version on restore) and
+ * updated_at (opts->now, or c's on restore), reindex the identity
+ * difference, encode and put. opts: required (not NULL). *version_out (may
+ * be NULL) gets the new version. Every failing check comes before the
+ * first write. Returns RP_OK, RP_BAD_REQUEST, RP_TOO_LARGE, RP_CONFLICT
+ * (alias, expect_version), RP_STORE_FULL, RP_UNAVAILABLE, RP_INTERNAL. */
+rp_err rp_si_customer_write(rp_store *s, MDB_txn *txn, const rp_customer *c, const rp_put_opts *opts,
+                            uint64_t *version_out, rp_errbuf *eb);
 
 #endif

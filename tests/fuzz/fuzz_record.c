@@ -215,7 +215,7 @@ static void fz_store_pass(const uint8_t *data, size_t size) {
     uint32_t n = 0;
     bool more = false;
     rp_cursor next;
-    rp_err rc = rp_store_history(fzs.s, txn, RP_STR_LIT("ok"), NULL, 4, ev, &n, &more, &next, &eb);
+    rp_err rc = rp_store_history(fzs.s, txn, RP_STR_LIT("ok"), 0, NULL, 4, ev, &n, &more, &next, &eb);
     fz_store_code(rc, &eb, "history");
     if (rc == RP_OK) FZ_CHECK(n == 1 && ev[0].ts == 1000 && ev[0].seq == 0, "history returns the event");
     fz_store_code(rp_store_get_issue(fzs.s, txn, RP_STR_LIT("ok"), RP_STR_LIT("i1"), &is, &eb), &eb,
