@@ -732,7 +732,7 @@ static void cue_accessibility(const rp_customer *who, rp_card *card) {
         {"accessibility", "Accessibility needs on record"},
     };
     const rp_str *note = find_pref(who, "accessibility");
-    sbuf b;
+    sbuf b = {0}; /* set by cue_add; initialised for gcc -O3's -Wmaybe-uninitialized */
     bool any = false;
     for (size_t i = 0; i < sizeof needs / sizeof needs[0]; i++) {
         if (!has_flag(who, needs[i].flag)) continue;
