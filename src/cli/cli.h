@@ -121,15 +121,17 @@ const rp_cli_cmd *rp_cli_find_command(const char *name);
  * option, -1 after printing a usage error (a missing value). */
 int rp_cli_global_opt(rp_cli *cli, int argc, char **argv, int *i);
 
-/* Parse a command's arguments (argv[0] is the command name): its options,
- * global options anywhere, `--help` / `-h`, and `--` to end options.
- * Positional arguments are stored in pos[0..*npos) (at most maxpos; more is
- * a usage error).
- * Returns -1 when parsing succeeded and the command should run; otherwise
- * the exit code to return at once (0 after printing --help, 2 after a usage
- * error has been printed). */
-int rp_cli_parse(rp_cli *cli, const rp_cli_cmd *cmd, const rp_cli_opt *opts, int argc, char **argv,
-                 const char **pos, int maxpos, int *npos);
+/* Parse a command's arguments (argv[0] is the command name): its options
+ * (opts, NULL-terminated; NULL for none: each found one's *value is set to
+ * its argument, or "1"), global options anywhere, `--help` / `-h`, and `--`
+ * to end options. Positional arguments are stored in pos[0..*npos) (at most
+ * maxpos; more is a usage error); they and the values point into argv.
+ * Returns RP_OK when parsing succeeded: the command runs unless *help (the
+ * command's help was printed to cli->out; exit RP_CLI_EXIT_OK).
+ * RP_BAD_REQUEST: a usage error was printed to cli->err (exit
+ * RP_CLI_EXIT_USAGE). */
+rp_err rp_cli_parse(rp_cli *cli, const rp_cli_cmd *cmd, const rp_cli_opt *opts, int argc, char **argv,
+                    const char **pos, int maxpos, int *npos, bool *help);
 
 /* Print a command's help (usage, details, options, global options) to f. */
 void rp_cli_command_help(const rp_cli_cmd *cmd, const rp_cli_opt *opts, FILE *f);

@@ -603,8 +603,10 @@ int rp_cli_cmd_import(rp_cli *cli, const rp_cli_cmd *cmd, int argc, char **argv)
         {NULL, NULL, NULL, NULL},
     };
     const char *pos[1];
-    int npos, code = rp_cli_parse(cli, cmd, opts, argc, argv, pos, 1, &npos);
-    if (code >= 0) return code;
+    int npos;
+    bool help;
+    if (rp_cli_parse(cli, cmd, opts, argc, argv, pos, 1, &npos, &help) != RP_OK) return RP_CLI_EXIT_USAGE;
+    if (help) return RP_CLI_EXIT_OK;
     if (npos != 1) return rp_cli_usage_error(cli, cmd, "give a FILE, or - for stdin");
     rp_cli_import_opts o = {.path = pos[0], .strict = strict != NULL};
     int64_t b;
@@ -618,7 +620,9 @@ int rp_cli_cmd_import(rp_cli *cli, const rp_cli_cmd *cmd, int argc, char **argv)
 
 int rp_cli_cmd_export(rp_cli *cli, const rp_cli_cmd *cmd, int argc, char **argv) {
     const char *pos[1];
-    int npos, code = rp_cli_parse(cli, cmd, NULL, argc, argv, pos, 1, &npos);
-    if (code >= 0) return code;
+    int npos;
+    bool help;
+    if (rp_cli_parse(cli, cmd, NULL, argc, argv, pos, 1, &npos, &help) != RP_OK) return RP_CLI_EXIT_USAGE;
+    if (help) return RP_CLI_EXIT_OK;
     return rp_cli_export(cli, npos ? pos[0] : NULL);
 }
