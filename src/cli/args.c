@@ -13,6 +13,8 @@
  * terminal, never in a pipe.
  */
 #include "cli/cli.h"
+#include "cli/args.h"
+#include "cli/cmds.h"
 
 #include <errno.h>
 #include <inttypes.h>

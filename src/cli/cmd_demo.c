@@ -8,7 +8,8 @@
  * N exactly as the data set writes it (its mixed format), so scripts such
  * as tools/run can pick a sample caller without parsing the output.
  */
-#include "cli/cli.h"
+#include "cli/args.h"
+#include "cli/cmds.h"
 
 #include <inttypes.h>
 #include <stdlib.h>

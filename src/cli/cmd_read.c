@@ -8,7 +8,10 @@
  * so that a mistyped command line is a usage error (exit 2) even when no
  * server is running; everything else is the api's to judge.
  */
-#include "cli/cli.h"
+#include "cli/args.h"
+#include "cli/conn.h"
+#include "cli/render.h"
+#include "cli/cmds.h"
 
 #include <inttypes.h>
 #include <string.h>

@@ -18,7 +18,10 @@
  * Every value is validated by the api, not here: the CLI only checks that
  * it has an object and an id.
  */
-#include "cli/cli.h"
+#include "cli/args.h"
+#include "cli/conn.h"
+#include "cli/render.h"
+#include "cli/cmds.h"
 
 #include <inttypes.h>
 #include <stdlib.h>

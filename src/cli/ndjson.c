@@ -37,7 +37,11 @@
  * Limits: a line is read whole (getline), so one enormous line costs its
  * size in memory before the JSON limit refuses it.
  */
-#include "cli/cli.h"
+#include "cli/args.h"
+#include "cli/conn.h"
+#include "cli/ndjson.h"
+#include "cli/ndparse.h"
+#include "cli/cmds.h"
 
 #include <assert.h>
 #include <errno.h>
