@@ -13,6 +13,8 @@
  * terminal, never in a pipe.
  */
 #include "cli/cli.h"
+#include "cli/args.h"
+#include "cli/cmds.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -207,20 +209,36 @@ int rp_cli_global_opt(rp_cli *cli, int argc, char **argv, int *i) {
     return 0;
 }
 
-int rp_cli_usage_error(const rp_cli *cli, const rp_cli_cmd *cmd, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
+static void usage_verror(const rp_cli *cli, const rp_cli_cmd *cmd, const char *fmt, va_list ap) {
     fprintf(cli->err, "%s %s: ", cli->prog, cmd->name);
     vfprintf(cli->err, fmt, ap);
     fprintf(cli->err, "\nusage: %s %s %s\n(see '%s %s --help')\n", cli->prog, cmd->name,
             cmd->usage, cli->prog, cmd->name);
+}
+
+int rp_cli_usage_error(const rp_cli *cli, const rp_cli_cmd *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    usage_verror(cli, cmd, fmt, ap);
     va_end(ap);
     return RP_CLI_EXIT_USAGE;
 }
 
-int rp_cli_parse(rp_cli *cli, const rp_cli_cmd *cmd, const rp_cli_opt *opts, int argc, char **argv,
-                 const char **pos, int maxpos, int *npos) {
+/* rp_cli_usage_error for rp_cli_parse: prints the same, returns RP_BAD_REQUEST. */
+static rp_err parse_error(const rp_cli *cli, const rp_cli_cmd *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static rp_err parse_error(const rp_cli *cli, const rp_cli_cmd *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    usage_verror(cli, cmd, fmt, ap);
+    va_end(ap);
+    return RP_BAD_REQUEST;
+}
+
+rp_err rp_cli_parse(rp_cli *cli, const rp_cli_cmd *cmd, const rp_cli_opt *opts, int argc, char **argv,
+                    const char **pos, int maxpos, int *npos, bool *help) {
     *npos = 0;
+    *help = false;
     bool only_pos = false;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i], *inl = NULL;
@@ -231,29 +249,30 @@ int rp_cli_parse(rp_cli *cli, const rp_cli_cmd *cmd, const rp_cli_opt *opts, int
         if (!only_pos && arg[0] == '-' && arg[1] != '\0') {
             if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
                 rp_cli_command_help(cmd, opts, cli->out);
-                return RP_CLI_EXIT_OK;
+                *help = true;
+                return RP_OK;
             }
             int g = rp_cli_global_opt(cli, argc, argv, &i);
-            if (g < 0) return RP_CLI_EXIT_USAGE;
+            if (g < 0) return RP_BAD_REQUEST;
             if (g > 0) continue;
             const rp_cli_opt *o = opts;
             for (; o && o->name; o++)
                 if (opt_match(arg, o->name, &inl)) break;
             if (o == NULL || o->name == NULL)
-                return rp_cli_usage_error(cli, cmd, "unknown option '%s'", arg);
+                return parse_error(cli, cmd, "unknown option '%s'", arg);
             if (o->arg == NULL) {
-                if (inl) return rp_cli_usage_error(cli, cmd, "--%s takes no value", o->name);
+                if (inl) return parse_error(cli, cmd, "--%s takes no value", o->name);
                 *o->value = "1";
             } else if (!opt_value(argc, argv, &i, inl, o->value)) {
-                return rp_cli_usage_error(cli, cmd, "--%s needs a value (%s)", o->name, o->arg);
+                return parse_error(cli, cmd, "--%s needs a value (%s)", o->name, o->arg);
             }
             continue;
         }
         if (*npos >= maxpos)
-            return rp_cli_usage_error(cli, cmd, "unexpected argument '%s'", arg);
+            return parse_error(cli, cmd, "unexpected argument '%s'", arg);
         pos[(*npos)++] = arg;
     }
-    return -1;
+    return RP_OK;
 }
 
 /* --- help ------------------------------------------------------------------------------ */

@@ -8,7 +8,8 @@
  * N exactly as the data set writes it (its mixed format), so scripts such
  * as tools/run can pick a sample caller without parsing the output.
  */
-#include "cli/cli.h"
+#include "cli/args.h"
+#include "cli/cmds.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -42,8 +43,10 @@ int rp_cli_cmd_demo(rp_cli *cli, const rp_cli_cmd *cmd, int argc, char **argv) {
         {NULL, NULL, NULL, NULL},
     };
     const char *pos[1];
-    int npos, code = rp_cli_parse(cli, cmd, opts, argc, argv, pos, 0, &npos);
-    if (code >= 0) return code;
+    int npos;
+    bool help;
+    if (rp_cli_parse(cli, cmd, opts, argc, argv, pos, 0, &npos, &help) != RP_OK) return RP_CLI_EXIT_USAGE;
+    if (help) return RP_CLI_EXIT_OK;
     rp_demo_opts o;
     rp_demo_defaults(&o);
     int64_t v;

@@ -8,7 +8,10 @@
  * so that a mistyped command line is a usage error (exit 2) even when no
  * server is running; everything else is the api's to judge.
  */
-#include "cli/cli.h"
+#include "cli/args.h"
+#include "cli/conn.h"
+#include "cli/render.h"
+#include "cli/cmds.h"
 
 #include <inttypes.h>
 #include <string.h>
@@ -128,8 +131,10 @@ int rp_cli_cmd_context(rp_cli *cli, const rp_cli_cmd *cmd, int argc, char **argv
         {NULL, NULL, NULL, NULL},
     };
     const char *pos[1];
-    int npos, code = rp_cli_parse(cli, cmd, opts, argc, argv, pos, 0, &npos);
-    if (code >= 0) return code;
+    int npos, code;
+    bool help;
+    if (rp_cli_parse(cli, cmd, opts, argc, argv, pos, 0, &npos, &help) != RP_OK) return RP_CLI_EXIT_USAGE;
+    if (help) return RP_CLI_EXIT_OK;
     int64_t at = 0;
     if (at_s && (code = parse_at(cli, cmd, at_s, &at)) >= 0) return code;
     params p;
@@ -150,8 +155,10 @@ int rp_cli_cmd_route(rp_cli *cli, const rp_cli_cmd *cmd, int argc, char **argv) 
         {NULL, NULL, NULL, NULL},
     };
     const char *pos[1];
-    int npos, code = rp_cli_parse(cli, cmd, opts, argc, argv, pos, 0, &npos);
-    if (code >= 0) return code;
+    int npos, code;
+    bool help;
+    if (rp_cli_parse(cli, cmd, opts, argc, argv, pos, 0, &npos, &help) != RP_OK) return RP_CLI_EXIT_USAGE;
+    if (help) return RP_CLI_EXIT_OK;
     if (phone == NULL) return rp_cli_usage_error(cli, cmd, "--phone is required");
     int64_t at = 0;
     if (at_s && (code = parse_at(cli, cmd, at_s, &at)) >= 0) return code;
@@ -167,8 +174,10 @@ int rp_cli_cmd_route(rp_cli *cli, const rp_cli_cmd *cmd, int argc, char **argv) 
 static int id_command(rp_cli *cli, const rp_cli_cmd *cmd, int argc, char **argv, const char *method,
                       show_kind kind) {
     const char *pos[1];
-    int npos, code = rp_cli_parse(cli, cmd, NULL, argc, argv, pos, 1, &npos);
-    if (code >= 0) return code;
+    int npos;
+    bool help;
+    if (rp_cli_parse(cli, cmd, NULL, argc, argv, pos, 1, &npos, &help) != RP_OK) return RP_CLI_EXIT_USAGE;
+    if (help) return RP_CLI_EXIT_OK;
     if (npos != 1) return rp_cli_usage_error(cli, cmd, "give a customer ID");
     params p;
     params_init(&p);
@@ -193,8 +202,10 @@ int rp_cli_cmd_history(rp_cli *cli, const rp_cli_cmd *cmd, int argc, char **argv
         {NULL, NULL, NULL, NULL},
     };
     const char *pos[1];
-    int npos, code = rp_cli_parse(cli, cmd, opts, argc, argv, pos, 1, &npos);
-    if (code >= 0) return code;
+    int npos;
+    bool help;
+    if (rp_cli_parse(cli, cmd, opts, argc, argv, pos, 1, &npos, &help) != RP_OK) return RP_CLI_EXIT_USAGE;
+    if (help) return RP_CLI_EXIT_OK;
     if (npos != 1) return rp_cli_usage_error(cli, cmd, "give a customer ID");
     int64_t limit = 0;
     if (limit_s && !rp_cli_parse_int(limit_s, 1, 200, &limit))
@@ -218,8 +229,10 @@ int rp_cli_cmd_lookup(rp_cli *cli, const rp_cli_cmd *cmd, int argc, char **argv)
         {NULL, NULL, NULL, NULL},
     };
     const char *pos[1];
-    int npos, code = rp_cli_parse(cli, cmd, opts, argc, argv, pos, 0, &npos);
-    if (code >= 0) return code;
+    int npos, code;
+    bool help;
+    if (rp_cli_parse(cli, cmd, opts, argc, argv, pos, 0, &npos, &help) != RP_OK) return RP_CLI_EXIT_USAGE;
+    if (help) return RP_CLI_EXIT_OK;
     params p;
     params_init(&p);
     if ((code = pack_key(cli, cmd, &p, names, vals, 3, 0)) >= 0) {
@@ -233,8 +246,10 @@ int rp_cli_cmd_lookup(rp_cli *cli, const rp_cli_cmd *cmd, int argc, char **argv)
 static int plain_command(rp_cli *cli, const rp_cli_cmd *cmd, int argc, char **argv,
                          const char *method) {
     const char *pos[1];
-    int npos, code = rp_cli_parse(cli, cmd, NULL, argc, argv, pos, 0, &npos);
-    if (code >= 0) return code;
+    int npos;
+    bool help;
+    if (rp_cli_parse(cli, cmd, NULL, argc, argv, pos, 0, &npos, &help) != RP_OK) return RP_CLI_EXIT_USAGE;
+    if (help) return RP_CLI_EXIT_OK;
     params p;
     params_init(&p);
     msgpack_pack_map(&p.pk, 0);
@@ -276,8 +291,10 @@ static int show_ping(rp_cli *cli, const msgpack_object *r, void *arg) {
 
 int rp_cli_cmd_ping(rp_cli *cli, const rp_cli_cmd *cmd, int argc, char **argv) {
     const char *pos[1];
-    int npos, code = rp_cli_parse(cli, cmd, NULL, argc, argv, pos, 0, &npos);
-    if (code >= 0) return code;
+    int npos;
+    bool help;
+    if (rp_cli_parse(cli, cmd, NULL, argc, argv, pos, 0, &npos, &help) != RP_OK) return RP_CLI_EXIT_USAGE;
+    if (help) return RP_CLI_EXIT_OK;
     ping_arg pa = {mono_ms()};
     char empty = (char)0x80; /* msgpack: an empty map */
     return rp_cli_run_op(cli, RP_CLI_READ, "ping", &empty, 1, show_ping, &pa);

@@ -18,7 +18,10 @@
  * Every value is validated by the api, not here: the CLI only checks that
  * it has an object and an id.
  */
-#include "cli/cli.h"
+#include "cli/args.h"
+#include "cli/conn.h"
+#include "cli/render.h"
+#include "cli/cmds.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -200,8 +203,10 @@ int rp_cli_cmd_put(rp_cli *cli, const rp_cli_cmd *cmd, int argc, char **argv) {
         {NULL, NULL, NULL, NULL},
     };
     const char *pos[1];
-    int npos, code = rp_cli_parse(cli, cmd, opts, argc, argv, pos, 1, &npos);
-    if (code >= 0) return code;
+    int npos, code;
+    bool help;
+    if (rp_cli_parse(cli, cmd, opts, argc, argv, pos, 1, &npos, &help) != RP_OK) return RP_CLI_EXIT_USAGE;
+    if (help) return RP_CLI_EXIT_OK;
     int64_t expect = 0;
     if (expect_s && (code = parse_expect(cli, cmd, expect_s, &expect)) >= 0) return code;
     json_arg j;
@@ -233,8 +238,10 @@ int rp_cli_cmd_patch(rp_cli *cli, const rp_cli_cmd *cmd, int argc, char **argv) 
         {NULL, NULL, NULL, NULL},
     };
     const char *pos[2];
-    int npos, code = rp_cli_parse(cli, cmd, opts, argc, argv, pos, 2, &npos);
-    if (code >= 0) return code;
+    int npos, code;
+    bool help;
+    if (rp_cli_parse(cli, cmd, opts, argc, argv, pos, 2, &npos, &help) != RP_OK) return RP_CLI_EXIT_USAGE;
+    if (help) return RP_CLI_EXIT_OK;
     if (npos < 1) return rp_cli_usage_error(cli, cmd, "give a customer ID");
     int64_t expect = 0;
     if (expect_s && (code = parse_expect(cli, cmd, expect_s, &expect)) >= 0) return code;
@@ -259,8 +266,10 @@ int rp_cli_cmd_patch(rp_cli *cli, const rp_cli_cmd *cmd, int argc, char **argv) 
 static int record_command(rp_cli *cli, const rp_cli_cmd *cmd, int argc, char **argv,
                           const char *method, const char *key) {
     const char *pos[2];
-    int npos, code = rp_cli_parse(cli, cmd, NULL, argc, argv, pos, 2, &npos);
-    if (code >= 0) return code;
+    int npos, code;
+    bool help;
+    if (rp_cli_parse(cli, cmd, NULL, argc, argv, pos, 2, &npos, &help) != RP_OK) return RP_CLI_EXIT_USAGE;
+    if (help) return RP_CLI_EXIT_OK;
     if (npos < 1) return rp_cli_usage_error(cli, cmd, "give a customer ID");
     json_arg j;
     if ((code = json_arg_read(cli, cmd, npos > 1 ? pos[1] : NULL, &j)) >= 0) return code;
@@ -301,8 +310,10 @@ int rp_cli_cmd_forget(rp_cli *cli, const rp_cli_cmd *cmd, int argc, char **argv)
         {NULL, NULL, NULL, NULL},
     };
     const char *pos[1];
-    int npos, code = rp_cli_parse(cli, cmd, opts, argc, argv, pos, 1, &npos);
-    if (code >= 0) return code;
+    int npos;
+    bool help;
+    if (rp_cli_parse(cli, cmd, opts, argc, argv, pos, 1, &npos, &help) != RP_OK) return RP_CLI_EXIT_USAGE;
+    if (help) return RP_CLI_EXIT_OK;
     if (npos != 1) return rp_cli_usage_error(cli, cmd, "give a customer ID");
     if (yes == NULL && isatty(STDIN_FILENO)) {
         char q[200];
@@ -323,8 +334,10 @@ int rp_cli_cmd_forget(rp_cli *cli, const rp_cli_cmd *cmd, int argc, char **argv)
 
 int rp_cli_cmd_merge(rp_cli *cli, const rp_cli_cmd *cmd, int argc, char **argv) {
     const char *pos[2];
-    int npos, code = rp_cli_parse(cli, cmd, NULL, argc, argv, pos, 2, &npos);
-    if (code >= 0) return code;
+    int npos;
+    bool help;
+    if (rp_cli_parse(cli, cmd, NULL, argc, argv, pos, 2, &npos, &help) != RP_OK) return RP_CLI_EXIT_USAGE;
+    if (help) return RP_CLI_EXIT_OK;
     if (npos != 2) return rp_cli_usage_error(cli, cmd, "give FROM and INTO customer ids");
     params p;
     params_init(&p);

@@ -25,7 +25,7 @@
  * while the api still owns the bytes). Pipelining depth is the caller's:
  * import keeps two to four calls in flight.
  */
-#include "cli/cli.h"
+#include "cli/conn.h"
 
 #include <assert.h>
 #include <pthread.h>

@@ -37,7 +37,11 @@
  * Limits: a line is read whole (getline), so one enormous line costs its
  * size in memory before the JSON limit refuses it.
  */
-#include "cli/cli.h"
+#include "cli/args.h"
+#include "cli/conn.h"
+#include "cli/ndjson.h"
+#include "cli/ndparse.h"
+#include "cli/cmds.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -599,8 +603,10 @@ int rp_cli_cmd_import(rp_cli *cli, const rp_cli_cmd *cmd, int argc, char **argv)
         {NULL, NULL, NULL, NULL},
     };
     const char *pos[1];
-    int npos, code = rp_cli_parse(cli, cmd, opts, argc, argv, pos, 1, &npos);
-    if (code >= 0) return code;
+    int npos;
+    bool help;
+    if (rp_cli_parse(cli, cmd, opts, argc, argv, pos, 1, &npos, &help) != RP_OK) return RP_CLI_EXIT_USAGE;
+    if (help) return RP_CLI_EXIT_OK;
     if (npos != 1) return rp_cli_usage_error(cli, cmd, "give a FILE, or - for stdin");
     rp_cli_import_opts o = {.path = pos[0], .strict = strict != NULL};
     int64_t b;
@@ -614,7 +620,9 @@ int rp_cli_cmd_import(rp_cli *cli, const rp_cli_cmd *cmd, int argc, char **argv)
 
 int rp_cli_cmd_export(rp_cli *cli, const rp_cli_cmd *cmd, int argc, char **argv) {
     const char *pos[1];
-    int npos, code = rp_cli_parse(cli, cmd, NULL, argc, argv, pos, 1, &npos);
-    if (code >= 0) return code;
+    int npos;
+    bool help;
+    if (rp_cli_parse(cli, cmd, NULL, argc, argv, pos, 1, &npos, &help) != RP_OK) return RP_CLI_EXIT_USAGE;
+    if (help) return RP_CLI_EXIT_OK;
     return rp_cli_export(cli, npos ? pos[0] : NULL);
 }

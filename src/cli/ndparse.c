@@ -25,7 +25,7 @@
  * NDP_CHUNK_BYTES gets a chunk of its own. With one thread the work still
  * leaves the reader's thread, which then only reads and sends.
  */
-#include "cli/cli.h"
+#include "cli/ndparse.h"
 
 #include <pthread.h>
 #include <stdlib.h>

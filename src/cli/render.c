@@ -18,7 +18,7 @@
  * characters. Missing or mistyped fields print as empty, never crash: the
  * renderer trusts nothing about the result's shape.
  */
-#include "cli/cli.h"
+#include "cli/render.h"
 
 #include <assert.h>
 #include <inttypes.h>

@@ -749,7 +749,7 @@ static void cue_accessibility(const rp_customer *who, rp_card *card) {
         {"accessibility", "Accessibility needs on record"},
     };
     const rp_str *note = find_pref(who, "accessibility");
-    sbuf b;
+    sbuf b = {0}; /* set by cue_add; initialised for gcc -O3's -Wmaybe-uninitialized */
     bool any = false;
     for (size_t i = 0; i < sizeof needs / sizeof needs[0]; i++) {
         if (!has_flag(who, needs[i].flag)) continue;
@@ -1120,124 +1120,120 @@ void rp_route_from_card(const rp_config *cfg, const rp_card *card, rp_route *out
 
 /* --- encoding ------------------------------------------------------------------------ */
 
-static void pack_key(msgpack_packer *pk, const char *k) { msgpack_pack_str_with_body(pk, k, strlen(k)); }
-
 /* A string, or nil when empty. */
 static void pack_opt(msgpack_packer *pk, rp_str s) {
     if (s.n == 0) msgpack_pack_nil(pk);
     else msgpack_pack_str_with_body(pk, s.p, s.n);
 }
 
-static void pack_cstr(msgpack_packer *pk, const char *s) { msgpack_pack_str_with_body(pk, s, strlen(s)); }
-
 static void pack_channel(msgpack_packer *pk, rp_channel c) {
     if (c == RP_CH_NONE || (unsigned)c >= RP_CH__COUNT) msgpack_pack_nil(pk);
-    else pack_cstr(pk, rp_channel_name(c));
+    else rp_mp_pack_cstr(pk, rp_channel_name(c));
 }
 
 static void pack_reason(msgpack_packer *pk, const rp_reason *r) {
     msgpack_pack_map(pk, 5);
-    pack_key(pk, "topic");
+    rp_mp_pack_cstr(pk, "topic");
     pack_opt(pk, r->topic);
-    pack_key(pk, "issue_id");
+    rp_mp_pack_cstr(pk, "issue_id");
     pack_opt(pk, r->issue_id);
-    pack_key(pk, "event_ts");
+    rp_mp_pack_cstr(pk, "event_ts");
     if (r->event_ts) msgpack_pack_int64(pk, r->event_ts);
     else msgpack_pack_nil(pk);
-    pack_key(pk, "score");
+    rp_mp_pack_cstr(pk, "score");
     msgpack_pack_double(pk, r->score);
-    pack_key(pk, "evidence");
-    pack_cstr(pk, r->evidence);
+    rp_mp_pack_cstr(pk, "evidence");
+    rp_mp_pack_cstr(pk, r->evidence);
 }
 
 static void pack_attrs(msgpack_packer *pk, const rp_card_attrs *a) {
     msgpack_pack_map(pk, 7);
-    pack_key(pk, "contacts_7d");
+    rp_mp_pack_cstr(pk, "contacts_7d");
     msgpack_pack_uint32(pk, a->contacts_7d);
-    pack_key(pk, "contacts_30d");
+    rp_mp_pack_cstr(pk, "contacts_30d");
     msgpack_pack_uint32(pk, a->contacts_30d);
-    pack_key(pk, "last_channel");
+    rp_mp_pack_cstr(pk, "last_channel");
     pack_channel(pk, a->last_channel);
-    pack_key(pk, "top_channel_30d");
+    rp_mp_pack_cstr(pk, "top_channel_30d");
     pack_channel(pk, a->top_channel_30d);
-    pack_key(pk, "last_agent");
+    rp_mp_pack_cstr(pk, "last_agent");
     pack_opt(pk, a->last_agent);
-    pack_key(pk, "avg_sentiment_last5");
+    rp_mp_pack_cstr(pk, "avg_sentiment_last5");
     if (a->has_avg_sentiment) msgpack_pack_double(pk, a->avg_sentiment_last5);
     else msgpack_pack_nil(pk);
-    pack_key(pk, "days_since_last_contact");
+    rp_mp_pack_cstr(pk, "days_since_last_contact");
     if (a->has_days_since_last_contact) msgpack_pack_int64(pk, a->days_since_last_contact);
     else msgpack_pack_nil(pk);
 }
 
 void rp_card_encode(msgpack_packer *pk, const rp_card *card) {
     msgpack_pack_map(pk, 10);
-    pack_key(pk, "found");
+    rp_mp_pack_cstr(pk, "found");
     if (card->found) msgpack_pack_true(pk);
     else msgpack_pack_false(pk);
-    pack_key(pk, "ambiguous");
+    rp_mp_pack_cstr(pk, "ambiguous");
     if (card->ambiguous) msgpack_pack_true(pk);
     else msgpack_pack_false(pk);
-    pack_key(pk, "at");
+    rp_mp_pack_cstr(pk, "at");
     msgpack_pack_int64(pk, card->at);
-    pack_key(pk, "customer");
+    rp_mp_pack_cstr(pk, "customer");
     if (card->who) rp_customer_encode(pk, card->who, RP_ENC_WIRE);
     else msgpack_pack_nil(pk);
-    pack_key(pk, "likely_reasons");
+    rp_mp_pack_cstr(pk, "likely_reasons");
     msgpack_pack_array(pk, card->nreasons);
     for (uint32_t i = 0; i < card->nreasons; i++) pack_reason(pk, &card->reasons[i]);
-    pack_key(pk, "cues");
+    rp_mp_pack_cstr(pk, "cues");
     msgpack_pack_array(pk, card->ncues);
     for (uint32_t i = 0; i < card->ncues; i++) {
         msgpack_pack_map(pk, 2);
-        pack_key(pk, "code");
-        pack_cstr(pk, card->cues[i].code);
-        pack_key(pk, "text");
-        pack_cstr(pk, card->cues[i].text);
+        rp_mp_pack_cstr(pk, "code");
+        rp_mp_pack_cstr(pk, card->cues[i].code);
+        rp_mp_pack_cstr(pk, "text");
+        rp_mp_pack_cstr(pk, card->cues[i].text);
     }
-    pack_key(pk, "recent_events");
+    rp_mp_pack_cstr(pk, "recent_events");
     msgpack_pack_array(pk, card->nrecent);
     for (uint32_t i = 0; i < card->nrecent; i++) rp_event_encode(pk, card->recent[i], RP_ENC_WIRE);
-    pack_key(pk, "open_issues");
+    rp_mp_pack_cstr(pk, "open_issues");
     msgpack_pack_array(pk, card->nopen);
     for (uint32_t i = 0; i < card->nopen; i++) rp_issue_encode(pk, card->open[i], RP_ENC_WIRE);
-    pack_key(pk, "attributes");
+    rp_mp_pack_cstr(pk, "attributes");
     if (card->who) pack_attrs(pk, &card->attrs);
     else msgpack_pack_nil(pk);
-    pack_key(pk, "candidates");
+    rp_mp_pack_cstr(pk, "candidates");
     msgpack_pack_array(pk, card->ncandidates);
     for (uint32_t i = 0; i < card->ncandidates; i++) {
         const rp_card_candidate *cd = &card->candidates[i];
         msgpack_pack_map(pk, 3);
-        pack_key(pk, "customer_id");
+        rp_mp_pack_cstr(pk, "customer_id");
         pack_opt(pk, cd->customer_id);
-        pack_key(pk, "name");
+        rp_mp_pack_cstr(pk, "name");
         pack_opt(pk, cd->name);
-        pack_key(pk, "summary");
-        pack_cstr(pk, cd->summary);
+        rp_mp_pack_cstr(pk, "summary");
+        rp_mp_pack_cstr(pk, cd->summary);
     }
 }
 
 void rp_route_encode(msgpack_packer *pk, const rp_route *r) {
     msgpack_pack_map(pk, 9);
-    pack_key(pk, "found");
+    rp_mp_pack_cstr(pk, "found");
     if (r->found) msgpack_pack_true(pk);
     else msgpack_pack_false(pk);
-    pack_key(pk, "ambiguous");
+    rp_mp_pack_cstr(pk, "ambiguous");
     if (r->ambiguous) msgpack_pack_true(pk);
     else msgpack_pack_false(pk);
-    pack_key(pk, "customer_id");
+    rp_mp_pack_cstr(pk, "customer_id");
     pack_opt(pk, r->customer_id);
-    pack_key(pk, "language");
+    rp_mp_pack_cstr(pk, "language");
     pack_opt(pk, r->language);
-    pack_key(pk, "tier");
+    rp_mp_pack_cstr(pk, "tier");
     pack_opt(pk, r->tier);
-    pack_key(pk, "priority");
+    rp_mp_pack_cstr(pk, "priority");
     msgpack_pack_int(pk, r->priority);
-    pack_key(pk, "intent");
+    rp_mp_pack_cstr(pk, "intent");
     pack_opt(pk, r->intent);
-    pack_key(pk, "issue_id");
+    rp_mp_pack_cstr(pk, "issue_id");
     pack_opt(pk, r->issue_id);
-    pack_key(pk, "last_agent");
+    rp_mp_pack_cstr(pk, "last_agent");
     pack_opt(pk, r->last_agent);
 }

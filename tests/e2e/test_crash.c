@@ -32,8 +32,9 @@
  * in either mode), and the loss window against an OS crash is the time from
  * the last acknowledgement until data.mdb has no dirty pages: measured over
  * several rounds, it must stay within async_flush_ms plus a margin. Without
- * cachestat (older kernels) those measurements are reported as skipped and
- * the kill -9 parts still run.
+ * cachestat (older kernels) those measurements are not made and the tests
+ * that make them are reported as skipped (cmocka skip(), ctest still passes);
+ * the kill -9 parts still run and must pass.
  *
  * Limits: kill -9 simulates a process crash, not a power cut; the power-cut
  * promise rests on the fsync that the cachestat check observes (no dirty
@@ -662,7 +663,7 @@ static void test_sync_ack_is_on_disk(void **state) {
         close(fd);
         rp_client_close(c);
         assert_int_equal(rp_h_stop(h), 0);
-        return;
+        skip(); /* reported as skipped, not passed (does not return) */
     }
     long worst = 0;
     for (int i = 0; i < 200; i++) {
@@ -803,6 +804,9 @@ static void test_async_loss_window(void **state) {
         assert_true(worst_window <= ASYNC_FLUSH_MS + WINDOW_MARGIN_MS);
     }
     assert_int_equal(rp_h_stop(h), 0);
+    /* Without cachestat the kill -9 part ran and passed above, but the window
+     * was not measured: report the test as skipped, not passed. */
+    if (worst_window < 0) skip();
 }
 
 int main(void) {

@@ -20,7 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/cli.h"
+#include "cli/ndjson.h"
+#include "cli/ndparse.h"
 #include "fuzz.h"
 
 static rp_ndparse *fz_np;
