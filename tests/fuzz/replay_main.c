@@ -96,9 +96,11 @@ static int replay_dir(const char *dir, unsigned *count) {
             names = nn;
             cap = nc;
         }
-        size_t len = strlen(dir) + 1 + strlen(de->d_name) + 1;
-        if ((names[n] = malloc(len)) == NULL) goto oom;
-        snprintf(names[n], len, "%s/%s", dir, de->d_name);
+        size_t dl = strlen(dir), fl = strlen(de->d_name);
+        if ((names[n] = malloc(dl + 1 + fl + 1)) == NULL) goto oom;
+        memcpy(names[n], dir, dl);
+        names[n][dl] = '/';
+        memcpy(names[n] + dl + 1, de->d_name, fl + 1);
         n++;
     }
     if (n) qsort(names, n, sizeof *names, replay_name_cmp);

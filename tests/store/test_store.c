@@ -893,7 +893,9 @@ static uint32_t issue_ids(rp_store *s, const char *id, char out[][RP_ID_MAX + 1]
     assert_int_equal(rp_store_issues(s, t, S(id), 0, 8, is, &n, &more, &eb), RP_OK);
     for (uint32_t i = 0; i < n && i < cap; i++) {
         assert_true(str_is(is[i].customer_id, id));
-        snprintf(out[i], RP_ID_MAX + 1, "%.*s", (int)is[i].issue_id.n, is[i].issue_id.p);
+        size_t k = is[i].issue_id.n < RP_ID_MAX ? is[i].issue_id.n : RP_ID_MAX;
+        memcpy(out[i], is[i].issue_id.p, k);
+        out[i][k] = '\0';
     }
     rp_store_rend(s, t);
     return n;
