@@ -252,6 +252,35 @@ static void check_reads(const rp_h *h) {
 static int squeezed_n;
 static char squeezed_ok[5000];
 
+/* Squeeze tiny customers s<k> into the store until 16 in a row are refused
+ * with STORE_FULL: "full" as a client sees it. Pages freed by earlier
+ * commits become reusable once no reader holds their snapshot, so a store
+ * that was full can take a small write again later; a check that needs a
+ * full store calls this first. Continues the numbering of earlier calls;
+ * returns how many were acknowledged in this call. */
+static int squeeze_next;
+static int squeeze_until_full(rp_client *c) {
+    char js[128];
+    int acked = 0, full_run = 0;
+    while (squeeze_next < (int)sizeof squeezed_ok && full_run < 16) {
+        int k = squeeze_next++;
+        snprintf(js, sizeof js, "{\"id\":\"s%d\",\"customer\":{\"name\":\"S%d\"}}", k, k);
+        rp_errbuf eb = {0};
+        rp_err rc = jcall(c, "customer.put", js, NULL, &eb);
+        if (rc == RP_OK) {
+            squeezed_ok[k] = 1;
+            squeezed_n = k + 1;
+            acked++;
+            full_run = 0;
+        } else {
+            if (rc != RP_STORE_FULL) fail_msg("squeeze write %d: %s: %s", k, rp_err_code(rc), eb.msg);
+            full_run++;
+        }
+    }
+    assert_int_equal(full_run, 16);
+    return acked;
+}
+
 /* Every write the fillers saw acknowledged is there. Returns the count. */
 static size_t check_acked(const rp_h *h, filler *fs) {
     rp_client *c = rp_h_connect(h);
@@ -391,23 +420,8 @@ static void test_store_full(void **state) {
 
     /* Smaller writes may still find a page; squeeze in tiny customers until
      * those fail too (kept, and checked after the restarts). */
-    int squeezed = 0, full_run = 0;
-    for (int k = 0; k < 5000 && full_run < 16; k++) {
-        snprintf(js, sizeof js, "{\"id\":\"s%d\",\"customer\":{\"name\":\"S%d\"}}", k, k);
-        rp_errbuf eb = {0};
-        rp_err rc = jcall(c, "customer.put", js, NULL, &eb);
-        if (rc == RP_OK) {
-            squeezed = k + 1;
-            squeezed_ok[k] = 1;
-            full_run = 0;
-        } else {
-            if (rc != RP_STORE_FULL) fail_msg("squeeze write %d: %s: %s", k, rp_err_code(rc), eb.msg);
-            full_run++;
-        }
-    }
-    assert_int_equal(full_run, 16);
+    int squeezed = squeeze_until_full(c);
     fprintf(stderr, "  %d tiny customers squeezed in after the fillers stopped\n", squeezed);
-    squeezed_n = squeezed;
 
     /* full: each kind of write says STORE_FULL (RPC) / 507 (HTTP) ... */
     const char *msg = err_call(c, "customer.put",
@@ -427,6 +441,7 @@ static void test_store_full(void **state) {
     assert_int_equal(mp_uint(mp_get(&r, "map_max")), MAP_SMALL);
     assert_int_equal(mp_uint(mp_get(&r, "map_size")), MAP_SMALL);
     char out[65536];
+    squeeze_until_full(c); /* the reads above may have released pages */
     int st = http(h, "PUT", "/v1/customers/late-http",
                   "{\"name\":\"Too Late\",\"rapport_notes\":[\"another note long enough not to fit in a leftover page\"]}",
                   out, sizeof out);
