@@ -363,11 +363,9 @@ fail:
 rp_err rp_store_wforget(rp_store *s, MDB_txn *txn, rp_str id, rp_errbuf *eb) {
     char idbuf[RP_ID_MAX];
     rp_str cid;
-    rp_err rc = rp_si_resolve_copy(s, txn, id, idbuf, &cid, eb);
-    if (rc != RP_OK) return rc;
     rp_si_blob blob;
     rp_customer c;
-    rc = rp_si_load_customer(s, txn, cid, &blob, &c, eb);
+    rp_err rc = rp_si_load_resolved(s, txn, id, idbuf, &cid, &blob, &c, eb);
     if (rc != RP_OK) return rc;
     for (int kind = RP_IDENT_PHONE; kind <= RP_IDENT_ACCOUNT && rc == RP_OK; kind++) {
         const rp_str *list;

@@ -130,6 +130,13 @@ rp_err rp_si_resolve_copy(rp_store *s, MDB_txn *txn, rp_str id, char buf[RP_ID_M
 rp_err rp_si_load_customer(rp_store *s, MDB_txn *txn, rp_str id, rp_si_blob *blob,
                            rp_customer *out, rp_errbuf *eb);
 
+/* Resolve id through aliases (the canonical id copied into idbuf, *cid
+ * pointing there) and load that customer as rp_si_load_customer does.
+ * Returns RP_OK, RP_NOT_FOUND, RP_INTERNAL, RP_UNAVAILABLE; on error blob
+ * is empty. */
+rp_err rp_si_load_resolved(rp_store *s, MDB_txn *txn, rp_str id, char idbuf[RP_ID_MAX], rp_str *cid,
+                           rp_si_blob *blob, rp_customer *out, rp_errbuf *eb);
+
 /* --- store_index.c ---------------------------------------------------------- */
 
 /* The named database of the identity index of kind. */

@@ -356,3 +356,11 @@ rp_err rp_si_load_customer(rp_store *s, MDB_txn *txn, rp_str id, rp_si_blob *blo
     blob->n = v.mv_size;
     return RP_OK;
 }
+
+rp_err rp_si_load_resolved(rp_store *s, MDB_txn *txn, rp_str id, char idbuf[RP_ID_MAX], rp_str *cid,
+                           rp_si_blob *blob, rp_customer *out, rp_errbuf *eb) {
+    blob->p = NULL;
+    blob->n = 0;
+    rp_err rc = rp_si_resolve_copy(s, txn, id, idbuf, cid, eb);
+    return rc == RP_OK ? rp_si_load_customer(s, txn, *cid, blob, out, eb) : rc;
+}

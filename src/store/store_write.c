@@ -138,11 +138,9 @@ rp_err rp_store_wpatch_customer(rp_store *s, MDB_txn *txn, rp_str id, const msgp
                                 rp_store_id *canon_out, rp_errbuf *eb) {
     char idbuf[RP_ID_MAX];
     rp_str cid;
-    rp_err rc = rp_si_resolve_copy(s, txn, id, idbuf, &cid, eb);
-    if (rc != RP_OK) return rc;
     rp_si_blob blob;
     rp_customer c;
-    rc = rp_si_load_customer(s, txn, cid, &blob, &c, eb);
+    rp_err rc = rp_si_load_resolved(s, txn, id, idbuf, &cid, &blob, &c, eb);
     if (rc != RP_OK) return rc;
     char abuf[RP_STORE_PATCH_ARENA];
     rp_arena arena = {abuf, sizeof abuf, 0};
