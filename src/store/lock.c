@@ -42,19 +42,20 @@ static void lock_cmdline(long pid, char out[LOCK_CMDLINE_MAX + 1]) {
         if (out[i] == '\0') out[i] = ' ';
 }
 
-/* Fill eb with the refusal, naming the owner when the file tells it. */
+/* Fill eb with the refusal, naming the owner when the file tells it (the
+ * pid and command line first: a long data path is what gets cut). */
 static rp_err lock_refuse(int fd, const char *dir, rp_errbuf *eb) {
     long pid = lock_read_pid(fd);
     if (pid == 0)
         return rp_errf(eb, RP_CONFLICT,
-                       "data directory '%s' is in use by another rapport process; stop it first "
-                       "(reading beside it with 'rapport --data' stays possible)", dir);
+                       "another rapport process is writing to data directory '%s'; stop it first "
+                       "(read-only 'rapport --data' beside it is fine)", dir);
     char cmd[LOCK_CMDLINE_MAX + 1];
     lock_cmdline(pid, cmd);
     return rp_errf(eb, RP_CONFLICT,
-                   "data directory '%s' is in use by another rapport process (pid %ld%s%s); stop it "
-                   "first (reading beside it with 'rapport --data' stays possible)",
-                   dir, pid, cmd[0] ? ": " : "", cmd);
+                   "another rapport process (pid %ld%s%s) is writing to data directory '%s'; stop it "
+                   "first (read-only 'rapport --data' beside it is fine)",
+                   pid, cmd[0] ? ": " : "", cmd, dir);
 }
 
 /* Record our pid in the lock file (best effort: it only improves the

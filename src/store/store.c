@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "store/keys.h"
+#include "store/lock.h"
 #include "store/store_int.h"
 
 #define RP_STORE_SCHEMA 1u        /* meta "schema": the key layout version */
@@ -100,6 +101,7 @@ static void store_free(rp_store *s) {
         if (!s->readonly && s->writer) mdb_env_sync(s->env, 1);
         mdb_env_close(s->env);
     }
+    rp_lock_release(s->lock_fd); /* after the env is closed: the last writer is gone */
     pthread_rwlock_destroy(&s->map_lock);
     free(s);
 }
@@ -115,6 +117,7 @@ static rp_err store_new(const rp_config *cfg, bool readonly, rp_store **out, rp_
     s->cfg.data_dir[sizeof s->cfg.data_dir - 1] = '\0';
     s->cfg.default_country[sizeof s->cfg.default_country - 1] = '\0';
     s->readonly = readonly;
+    s->lock_fd = -1;
     pthread_rwlockattr_t a;
     pthread_rwlockattr_init(&a);
     pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
@@ -239,6 +242,8 @@ rp_err rp_store_open(const rp_config *cfg, rp_store **out, rp_errbuf *eb) {
     if (rc != RP_OK) return rc;
     rc = store_new(cfg, false, &s, eb);
     if (rc != RP_OK) return rc;
+    rc = rp_lock_acquire(cfg->data_dir, &s->lock_fd, eb);
+    if (rc != RP_OK) goto fail;
     int64_t fsize = data_file_size(cfg->data_dir);
     if (fsize < 0) {
         int e = errno;

@@ -58,6 +58,7 @@ struct rp_store {
     rp_writer *writer;          /* NULL when read-only */
     pthread_rwlock_t map_lock;  /* read: open read txns; write: map resize */
     MDB_dbi dbi[RP_DB__COUNT];
+    int lock_fd;                /* the data directory's writer lock (lock.h); -1 read-only */
 };
 
 /* An MDB_val over a const buffer (LMDB's API is not const-correct). */

@@ -677,6 +677,61 @@ static void test_data_mode(void **state) {
     run_free(&r);
 }
 
+/* --- tests: one writer per data directory -------------------------------------------- */
+
+/* A second rapportd on a data directory that a running one holds is
+ * refused at start, naming the first; `rapport --data` beside it may read
+ * but not write; a killed server leaves the directory free. */
+static void test_one_writer_per_directory(void **state) {
+    (void)state;
+    rp_h h;
+    assert_int_equal(rp_h_start(&h, NULL), 0);
+    run_res r = RUN("--server", h.addr, "put", "{\"id\":\"lock-1\",\"name\":\"Held Once\"}");
+    expect_code(&r, 0);
+    run_free(&r);
+
+    rp_h second = h; /* same data, its own ports, config and log */
+    snprintf(second.conf, sizeof second.conf, "%s/second.conf", h.dir);
+    snprintf(second.log, sizeof second.log, "%s/second.log", h.dir);
+    assert_int_equal(rp_h_pick_ports(&second), 0);
+    assert_int_equal(rp_h_write_config(&second), 0);
+    assert_int_equal(rp_h_spawn(&second), 0);
+    int code = rp_h_wait_exit(&second, 30000);
+    char want[64];
+    snprintf(want, sizeof want, "pid %ld", (long)h.pid);
+    if (code != 1 || !rp_h_log_has(&second, want) || !rp_h_log_has(&second, "code=CONFLICT")) {
+        rp_h_dump_log(&second);
+        fail_msg("second rapportd on the same data: exit %d, expected 1 with a refusal naming %s", code, want);
+    }
+    assert_true(rp_h_log_has(&second, "rapportd"));
+
+    /* the first goes on serving; reading beside it is fine ... */
+    r = RUN("--server", h.addr, "get", "lock-1");
+    expect_code(&r, 0);
+    run_free(&r);
+    r = RUN("--data", h.data, "get", "lock-1");
+    expect_code(&r, 0);
+    assert_non_null(strstr(r.out, "Held Once"));
+    run_free(&r);
+    /* ... writing beside it is not */
+    r = RUN("--data", h.data, "put", "{\"id\":\"lock-2\",\"name\":\"Held Twice\"}");
+    expect_code(&r, 3);
+    assert_non_null(strstr(r.err, want));
+    run_free(&r);
+
+    /* kill -9: the kernel drops the lock with the process */
+    rp_h_kill9(&h);
+    r = RUN("--data", h.data, "put", "{\"id\":\"lock-2\",\"name\":\"Held Twice\"}");
+    expect_code(&r, 0);
+    run_free(&r);
+    assert_int_equal(rp_h_restart(&h), 0);
+    r = RUN("--server", h.addr, "get", "lock-2");
+    expect_code(&r, 0);
+    run_free(&r);
+    assert_int_equal(rp_h_stop(&h), 0);
+    rp_h_cleanup(&h);
+}
+
 /* --- tests: terminal output ---------------------------------------------------------- */
 
 static void test_colors(void **state) {
@@ -778,6 +833,7 @@ int main(void) {
         cmocka_unit_test(test_export_import_roundtrip),
         cmocka_unit_test(test_bad_lines),
         cmocka_unit_test(test_data_mode),
+        cmocka_unit_test(test_one_writer_per_directory),
         cmocka_unit_test(test_colors),
         cmocka_unit_test(test_demo),
     };
