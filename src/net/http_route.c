@@ -22,9 +22,12 @@
  * whole by rp_mpcheck_unpack. Building reads the body, so the request
  * callback calls it only after the 401 check (http.c).
  *
- * Query values are percent-decoded with '+' kept as a plus sign, not a
- * space: phone numbers and e-mail addresses contain '+' and clients rarely
- * encode it. Encode a space as %20.
+ * Decoding (net/urldecode.h): path segments as RFC 3986 ('+' is a plus);
+ * query names and values as application/x-www-form-urlencoded, the way
+ * browsers, curl --data-urlencode and HTTP libraries write them ('+' is a
+ * space, %2B a plus) — except that a raw '+' opening the value of `phone`
+ * stays a plus (IVRs build "?phone=" + "+4420..." by concatenation). A
+ * malformed escape or %00 is 400 naming the parameter.
  */
 #include "core/alloc.h"
 #include "net/http_int.h"
@@ -43,6 +46,7 @@
 #include "model/record.h"
 #include "net/json.h"
 #include "net/ndlines.h"
+#include "net/urldecode.h"
 
 /* --- request parsing ------------------------------------------------------------ */
 
@@ -55,21 +59,6 @@ void rp_http_in_free(http_in *in) {
     }
 }
 
-/* Percent-decode s[0..n) ('+' stays '+'). NULL on a NUL byte or no memory. */
-static char *pct_decode(const char *s, size_t n, size_t *outlen) {
-    char *tmp = strndup(s, n);
-    if (tmp == NULL) return NULL;
-    size_t len = 0;
-    char *d = evhttp_uridecode(tmp, 0, &len);
-    free(tmp);
-    if (d && strlen(d) != len) { /* %00 inside */
-        free(d);
-        return NULL;
-    }
-    if (outlen) *outlen = len;
-    return d;
-}
-
 /* Split the path into decoded segments. Returns RP_OK, RP_NOT_FOUND (too
  * many segments: no route has them), RP_BAD_REQUEST. */
 static rp_err parse_path(http_in *in, const char *path, rp_errbuf *eb) {
@@ -79,8 +68,9 @@ static rp_err parse_path(http_in *in, const char *path, rp_errbuf *eb) {
         const char *e = strchr(p, '/');
         size_t n = e ? (size_t)(e - p) : strlen(p);
         if (in->nseg == HTTP_MAX_SEGMENTS) return rp_errf(eb, RP_NOT_FOUND, "no such route");
-        char *d = pct_decode(p, n, NULL);
-        if (d == NULL) return rp_errf(eb, RP_BAD_REQUEST, "bad percent-encoding in the path");
+        char *d;
+        rp_err rc = rp_url_decode(p, n, RP_URL_PATH, "path", &d, NULL, eb);
+        if (rc != RP_OK) return rc;
         if (!rp_utf8_valid(d, strlen(d))) {
             free(d);
             return rp_errf(eb, RP_BAD_REQUEST, "path segment %zu is not valid UTF-8", (size_t)in->nseg + 1);
@@ -93,8 +83,37 @@ static rp_err parse_path(http_in *in, const char *path, rp_errbuf *eb) {
     return RP_OK;
 }
 
-/* Split and decode the query string ("a=1&b=2"); a name given twice, an
- * empty name or a NUL byte is RP_BAD_REQUEST. */
+/* Decode one "name=value" (or "name") of the query into q. RP_OK or
+ * RP_BAD_REQUEST (bad escape, %00, empty name), RP_UNAVAILABLE. */
+static rp_err query_decode_one(qparam *q, const char *p, size_t n, rp_errbuf *eb) {
+    const char *eq = memchr(p, '=', n);
+    size_t kn = eq ? (size_t)(eq - p) : n;
+    q->key = q->val = NULL;
+    rp_err rc = rp_url_decode(p, kn, RP_URL_FORM, "a query parameter name", &q->key, NULL, eb);
+    if (rc != RP_OK) return rc;
+    if (q->key[0] == '\0') rc = rp_errf(eb, RP_BAD_REQUEST, "bad query string: a parameter has no name");
+    char what[64];
+    snprintf(what, sizeof what, "query parameter '%.40s'", q->key);
+    int flags = RP_URL_FORM | (strcmp(q->key, "phone") == 0 ? RP_URL_LEAD_PLUS : 0);
+    if (rc == RP_OK) {
+        rc = eq ? rp_url_decode(eq + 1, n - kn - 1, flags, what, &q->val, &q->vlen, eb)
+                : RP_OK;
+        if (rc == RP_OK && !eq) {
+            q->val = rp_strdup("");
+            q->vlen = 0;
+            if (q->val == NULL) rc = rp_errf(eb, RP_UNAVAILABLE, "out of memory");
+        }
+    }
+    if (rc != RP_OK) {
+        free(q->key);
+        free(q->val);
+    }
+    return rc;
+}
+
+/* Split and decode the query string ("a=1&b=2", form-urlencoded: see the
+ * top of this file); a name given twice, an empty name, a malformed escape
+ * or %00 is RP_BAD_REQUEST. */
 static rp_err parse_query(http_in *in, const char *query, rp_errbuf *eb) {
     if (query == NULL) return RP_OK;
     const char *p = query;
@@ -102,19 +121,11 @@ static rp_err parse_query(http_in *in, const char *query, rp_errbuf *eb) {
         const char *amp = strchr(p, '&');
         size_t n = amp ? (size_t)(amp - p) : strlen(p);
         if (n > 0) {
-            const char *eq = memchr(p, '=', n);
-            size_t kn = eq ? (size_t)(eq - p) : n;
             if (in->nq == HTTP_MAX_QUERY)
                 return rp_errf(eb, RP_BAD_REQUEST, "more than %d query parameters", HTTP_MAX_QUERY);
             qparam *q = &in->q[in->nq];
-            q->key = pct_decode(p, kn, NULL);
-            q->val = eq ? pct_decode(eq + 1, n - kn - 1, &q->vlen) : rp_strdup("");
-            if (!eq) q->vlen = 0;
-            if (q->key == NULL || q->val == NULL || q->key[0] == '\0') {
-                free(q->key);
-                free(q->val);
-                return rp_errf(eb, RP_BAD_REQUEST, "bad query string");
-            }
+            rp_err rc = query_decode_one(q, p, n, eb);
+            if (rc != RP_OK) return rc;
             in->nq++;
             if (!rp_utf8_valid(q->key, strlen(q->key)))
                 return rp_errf(eb, RP_BAD_REQUEST, "a query parameter name is not valid UTF-8");
