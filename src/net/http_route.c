@@ -225,15 +225,25 @@ static rp_err pb_body(rp_http *h, pbuild *b, const char *key, struct evhttp_requ
     return RP_OK;
 }
 
-/* Finish: map header + entries, validated and unpacked into z. */
-static rp_err pb_finish(rp_http *h, pbuild *b, msgpack_sbuffer *whole, msgpack_zone *z,
-                        msgpack_object *o, rp_errbuf *eb) {
+/* The params limits of an NDJSON import: those of every request, but the
+ * records array may hold as many records as the body can (a record line
+ * is at least "{}\n"), so an import is bounded by max_request_bytes only. */
+static rp_mpcheck_limits import_limits(const rp_http *h) {
+    rp_mpcheck_limits lim = h->params_lim;
+    uint32_t by_bytes = h->cfg->max_request_bytes / 3 + 1;
+    if (by_bytes > lim.max_container) lim.max_container = by_bytes;
+    return lim;
+}
+
+/* Finish: map header + entries, validated (lim) and unpacked into z. */
+static rp_err pb_finish(const rp_mpcheck_limits *lim, pbuild *b, msgpack_sbuffer *whole,
+                        msgpack_zone *z, msgpack_object *o, rp_errbuf *eb) {
     msgpack_packer pk;
     msgpack_packer_init(&pk, whole, msgpack_sbuffer_write);
     msgpack_pack_map(&pk, b->n);
     if (b->sb.size) msgpack_sbuffer_write(whole, b->sb.data, b->sb.size);
     char why[160] = "";
-    rp_mpcheck_result r = rp_mpcheck_unpack(whole->data, whole->size, &h->params_lim, z, o, NULL,
+    rp_mpcheck_result r = rp_mpcheck_unpack(whole->data, whole->size, lim, z, o, NULL,
                                             why, sizeof why);
     if (r != RP_MPC_OK) return rp_errf(eb, rp_mpcheck_err(r), "request too complex: %s", why);
     return RP_OK;
@@ -321,7 +331,7 @@ static rp_err pb_record_body(rp_http *h, pbuild *b, const char *key, const http_
     bool zok = msgpack_zone_init(&z, 1024);
     msgpack_object o;
     if (rc == RP_OK && !zok) rc = rp_errf(eb, RP_UNAVAILABLE, "out of memory");
-    if (rc == RP_OK) rc = pb_finish(h, &tmp, &whole, &z, &o, eb);
+    if (rc == RP_OK) rc = pb_finish(&h->params_lim, &tmp, &whole, &z, &o, eb);
     if (rc == RP_OK) rc = pb_record(b, key, &o.via.map.ptr[0].val, keys, vals, eb);
     if (zok) msgpack_zone_destroy(&z);
     msgpack_sbuffer_destroy(&whole);
@@ -329,7 +339,10 @@ static rp_err pb_record_body(rp_http *h, pbuild *b, const char *key, const http_
     return rc;
 }
 
-/* NDJSON body -> records array (and strict from the query). */
+/* NDJSON body -> records array (and strict from the query). The number of
+ * lines is bounded by the body's bytes (max_request_bytes), not by
+ * max_container: each line is held to max_container on its own, and
+ * pb_finish checks the params with import_limits. */
 static rp_err pb_ndjson(rp_http *h, pbuild *b, const http_in *in, rp_errbuf *eb) {
     for (size_t i = 0; i < in->nq; i++)
         if (strcmp(in->q[i].key, "strict") != 0)
@@ -358,11 +371,6 @@ static rp_err pb_ndjson(rp_http *h, pbuild *b, const http_in *in, rp_errbuf *eb)
     rp_ndline ln;
     rp_ndlines_init(&lr, text, n, 0);
     while (rc == RP_OK && rp_ndlines_next(&lr, &ln)) {
-        if (count >= h->cfg->max_container) {
-            rc = rp_errf(eb, RP_TOO_LARGE, "more than %u records in one import (max_container)",
-                         h->cfg->max_container);
-            break;
-        }
         size_t at = lines.size;
         rp_errbuf jeb = {0};
         rp_err jrc = rp_json_to_msgpack(ln.p, ln.len, &h->body_lim, &lines, &jeb);
@@ -575,8 +583,10 @@ rp_err rp_http_route_params(rp_http *h, const http_in *in, const http_match *m,
                             rp_errbuf *eb) {
     pbuild b;
     pb_init(&b);
-    rp_err rc = pb_route(h, &b, &http_routes[m->row], in, eb);
-    if (rc == RP_OK) rc = pb_finish(h, &b, whole, z, params, eb);
+    const http_route *r = &http_routes[m->row];
+    rp_mpcheck_limits lim = r->body == HTTP_B_NDJSON ? import_limits(h) : h->params_lim;
+    rp_err rc = pb_route(h, &b, r, in, eb);
+    if (rc == RP_OK) rc = pb_finish(&lim, &b, whole, z, params, eb);
     msgpack_sbuffer_destroy(&b.sb);
     return rc;
 }
