@@ -69,13 +69,15 @@ const rp_cli_cmd rp_cli_commands[] = {
      rp_cli_cmd_forget},
     {"merge", "FROM INTO", "fold duplicate customer FROM into INTO (FROM becomes an alias)",
      NULL, rp_cli_cmd_merge},
-    {"import", "FILE | - [--strict] [--batch N]", "import NDJSON records (customers, events, issues)",
+    {"import", "FILE | - [--strict] [--allow-skips] [--batch N]", "import NDJSON records (customers, events, issues)",
      "One JSON object per line with \"type\": \"customer\", \"event\" or \"issue\"\n"
      "(the format export writes). Through the server in batches of 500 records, or\n"
      "with --data straight into the data directory in batches of 5,000.\n"
      "A bad line (invalid JSON, or refused by the server) is reported on stderr with\n"
-     "its line number and skipped. With --strict the import stops at the first bad\n"
-     "line, with the records before it imported and nothing after it (exit 3).\n"
+     "its line number and skipped; the import goes on, then exits 3 if any record\n"
+     "was skipped, unless --allow-skips (skipping is intended: exit 0). With\n"
+     "--strict the import stops at the first bad line, with the records before it\n"
+     "imported and nothing after it (exit 3). A UTF-8 BOM opening the file is ignored.\n"
      "A summary (imported, skipped, seconds, records/s) is printed on stderr.",
      rp_cli_cmd_import},
     {"export", "[FILE | -]", "export every customer with events and issues as NDJSON",
@@ -292,7 +294,8 @@ static const char exit_help[] =
     "  1  not found (NOT_FOUND, or found: false for context, route and lookup)\n"
     "  2  usage error (bad arguments, or a request refused as BAD_REQUEST/TOO_LARGE)\n"
     "  3  server or store error (cannot connect, UNAVAILABLE, INTERNAL, STORE_FULL,\n"
-    "     UNAUTHORIZED, FORBIDDEN, CONFLICT; an import stopped by --strict)\n";
+    "     UNAUTHORIZED, FORBIDDEN, CONFLICT; an import stopped by --strict, or that\n"
+    "     skipped records without --allow-skips)\n";
 
 void rp_cli_command_help(const rp_cli_cmd *cmd, const rp_cli_opt *opts, FILE *f) {
     fprintf(f, "usage: rapport %s %s\n\n%s.\n", cmd->name, cmd->usage, cmd->summary);

@@ -16,7 +16,8 @@
  * it refused by index, which the batch maps back to line numbers.
  *
  * Errors: a line that is not JSON, not an object, or that the api refuses
- * is reported on stderr as "line N: why" and skipped. With --strict the
+ * is reported on stderr as "line N: why" and skipped; the import goes on
+ * but exits 3 unless --allow-skips says skipping is intended. With --strict the
  * import is one batch in flight and stops at the first bad line with
  * everything before it imported and nothing after it: the api refuses a
  * strict batch whole and names the record ("records[i]: ..."), so the
@@ -499,7 +500,11 @@ int rp_cli_import(rp_cli *cli, const rp_cli_import_opts *o) {
                 im.imported, im.skipped, im.lines, dt, rate, im.failed ? "true" : "false");
     for (unsigned i = 0; i <= WINDOW; i++) batch_free(&im.slots[i]);
     msgpack_sbuffer_destroy(&im.params);
-    return im.failed ? RP_CLI_EXIT_ERROR : RP_CLI_EXIT_OK;
+    if (!im.failed && im.skipped > 0 && !o->allow_skips)
+        fprintf(cli->err, "%s import: exit %d: %" PRIu64 " record(s) skipped (pass --allow-skips "
+                "to exit 0 when skipping is intended)\n", cli->prog, RP_CLI_EXIT_ERROR, im.skipped);
+    bool skips_fail = im.skipped > 0 && !o->allow_skips;
+    return im.failed || skips_fail ? RP_CLI_EXIT_ERROR : RP_CLI_EXIT_OK;
 }
 
 /* --- export ------------------------------------------------------------------------------ */
@@ -596,9 +601,10 @@ done:
 /* --- the commands ------------------------------------------------------------------------- */
 
 int rp_cli_cmd_import(rp_cli *cli, const rp_cli_cmd *cmd, int argc, char **argv) {
-    const char *strict = NULL, *batch_s = NULL;
+    const char *strict = NULL, *batch_s = NULL, *allow_skips = NULL;
     const rp_cli_opt opts[] = {
         {"strict", NULL, "stop at the first bad line (records before it are kept; exit 3)", &strict},
+        {"allow-skips", NULL, "exit 0 even when bad lines were skipped (else exit 3)", &allow_skips},
         {"batch", "N", "records per import call (default 500, or 5000 with --data)", &batch_s},
         {NULL, NULL, NULL, NULL},
     };
@@ -608,7 +614,8 @@ int rp_cli_cmd_import(rp_cli *cli, const rp_cli_cmd *cmd, int argc, char **argv)
     if (rp_cli_parse(cli, cmd, opts, argc, argv, pos, 1, &npos, &help) != RP_OK) return RP_CLI_EXIT_USAGE;
     if (help) return RP_CLI_EXIT_OK;
     if (npos != 1) return rp_cli_usage_error(cli, cmd, "give a FILE, or - for stdin");
-    rp_cli_import_opts o = {.path = pos[0], .strict = strict != NULL};
+    rp_cli_import_opts o = {.path = pos[0], .strict = strict != NULL,
+                            .allow_skips = allow_skips != NULL};
     int64_t b;
     if (batch_s) {
         if (!rp_cli_parse_int(batch_s, 1, 10000, &b))

@@ -11,6 +11,7 @@ typedef struct rp_cli_import_opts {
     const char *path;   /* a file, or "-" for stdin */
     bool strict;        /* stop at the first bad line (exit 3) */
     uint32_t batch;     /* records per import call; 0 = mode default */
+    bool allow_skips;   /* skipped records still exit 0 (else exit 3) */
 } rp_cli_import_opts;
 
 /* Import NDJSON (see ndjson.c for batching, errors and --strict).

@@ -22,9 +22,12 @@
  * whole by rp_mpcheck_unpack. Building reads the body, so the request
  * callback calls it only after the 401 check (http.c).
  *
- * Query values are percent-decoded with '+' kept as a plus sign, not a
- * space: phone numbers and e-mail addresses contain '+' and clients rarely
- * encode it. Encode a space as %20.
+ * Decoding (net/urldecode.h): path segments as RFC 3986 ('+' is a plus);
+ * query names and values as application/x-www-form-urlencoded, the way
+ * browsers, curl --data-urlencode and HTTP libraries write them ('+' is a
+ * space, %2B a plus) — except that a raw '+' opening the value of `phone`
+ * stays a plus (IVRs build "?phone=" + "+4420..." by concatenation). A
+ * malformed escape or %00 is 400 naming the parameter.
  */
 #include "core/alloc.h"
 #include "net/http_int.h"
@@ -43,6 +46,7 @@
 #include "model/record.h"
 #include "net/json.h"
 #include "net/ndlines.h"
+#include "net/urldecode.h"
 
 /* --- request parsing ------------------------------------------------------------ */
 
@@ -55,21 +59,6 @@ void rp_http_in_free(http_in *in) {
     }
 }
 
-/* Percent-decode s[0..n) ('+' stays '+'). NULL on a NUL byte or no memory. */
-static char *pct_decode(const char *s, size_t n, size_t *outlen) {
-    char *tmp = strndup(s, n);
-    if (tmp == NULL) return NULL;
-    size_t len = 0;
-    char *d = evhttp_uridecode(tmp, 0, &len);
-    free(tmp);
-    if (d && strlen(d) != len) { /* %00 inside */
-        free(d);
-        return NULL;
-    }
-    if (outlen) *outlen = len;
-    return d;
-}
-
 /* Split the path into decoded segments. Returns RP_OK, RP_NOT_FOUND (too
  * many segments: no route has them), RP_BAD_REQUEST. */
 static rp_err parse_path(http_in *in, const char *path, rp_errbuf *eb) {
@@ -79,8 +68,9 @@ static rp_err parse_path(http_in *in, const char *path, rp_errbuf *eb) {
         const char *e = strchr(p, '/');
         size_t n = e ? (size_t)(e - p) : strlen(p);
         if (in->nseg == HTTP_MAX_SEGMENTS) return rp_errf(eb, RP_NOT_FOUND, "no such route");
-        char *d = pct_decode(p, n, NULL);
-        if (d == NULL) return rp_errf(eb, RP_BAD_REQUEST, "bad percent-encoding in the path");
+        char *d;
+        rp_err rc = rp_url_decode(p, n, RP_URL_PATH, "path", &d, NULL, eb);
+        if (rc != RP_OK) return rc;
         if (!rp_utf8_valid(d, strlen(d))) {
             free(d);
             return rp_errf(eb, RP_BAD_REQUEST, "path segment %zu is not valid UTF-8", (size_t)in->nseg + 1);
@@ -93,8 +83,37 @@ static rp_err parse_path(http_in *in, const char *path, rp_errbuf *eb) {
     return RP_OK;
 }
 
-/* Split and decode the query string ("a=1&b=2"); a name given twice, an
- * empty name or a NUL byte is RP_BAD_REQUEST. */
+/* Decode one "name=value" (or "name") of the query into q. RP_OK or
+ * RP_BAD_REQUEST (bad escape, %00, empty name), RP_UNAVAILABLE. */
+static rp_err query_decode_one(qparam *q, const char *p, size_t n, rp_errbuf *eb) {
+    const char *eq = memchr(p, '=', n);
+    size_t kn = eq ? (size_t)(eq - p) : n;
+    q->key = q->val = NULL;
+    rp_err rc = rp_url_decode(p, kn, RP_URL_FORM, "a query parameter name", &q->key, NULL, eb);
+    if (rc != RP_OK) return rc;
+    if (q->key[0] == '\0') rc = rp_errf(eb, RP_BAD_REQUEST, "bad query string: a parameter has no name");
+    char what[64];
+    snprintf(what, sizeof what, "query parameter '%.40s'", q->key);
+    int flags = RP_URL_FORM | (strcmp(q->key, "phone") == 0 ? RP_URL_LEAD_PLUS : 0);
+    if (rc == RP_OK) {
+        rc = eq ? rp_url_decode(eq + 1, n - kn - 1, flags, what, &q->val, &q->vlen, eb)
+                : RP_OK;
+        if (rc == RP_OK && !eq) {
+            q->val = rp_strdup("");
+            q->vlen = 0;
+            if (q->val == NULL) rc = rp_errf(eb, RP_UNAVAILABLE, "out of memory");
+        }
+    }
+    if (rc != RP_OK) {
+        free(q->key);
+        free(q->val);
+    }
+    return rc;
+}
+
+/* Split and decode the query string ("a=1&b=2", form-urlencoded: see the
+ * top of this file); a name given twice, an empty name, a malformed escape
+ * or %00 is RP_BAD_REQUEST. */
 static rp_err parse_query(http_in *in, const char *query, rp_errbuf *eb) {
     if (query == NULL) return RP_OK;
     const char *p = query;
@@ -102,19 +121,11 @@ static rp_err parse_query(http_in *in, const char *query, rp_errbuf *eb) {
         const char *amp = strchr(p, '&');
         size_t n = amp ? (size_t)(amp - p) : strlen(p);
         if (n > 0) {
-            const char *eq = memchr(p, '=', n);
-            size_t kn = eq ? (size_t)(eq - p) : n;
             if (in->nq == HTTP_MAX_QUERY)
                 return rp_errf(eb, RP_BAD_REQUEST, "more than %d query parameters", HTTP_MAX_QUERY);
             qparam *q = &in->q[in->nq];
-            q->key = pct_decode(p, kn, NULL);
-            q->val = eq ? pct_decode(eq + 1, n - kn - 1, &q->vlen) : rp_strdup("");
-            if (!eq) q->vlen = 0;
-            if (q->key == NULL || q->val == NULL || q->key[0] == '\0') {
-                free(q->key);
-                free(q->val);
-                return rp_errf(eb, RP_BAD_REQUEST, "bad query string");
-            }
+            rp_err rc = query_decode_one(q, p, n, eb);
+            if (rc != RP_OK) return rc;
             in->nq++;
             if (!rp_utf8_valid(q->key, strlen(q->key)))
                 return rp_errf(eb, RP_BAD_REQUEST, "a query parameter name is not valid UTF-8");
@@ -214,15 +225,25 @@ static rp_err pb_body(rp_http *h, pbuild *b, const char *key, struct evhttp_requ
     return RP_OK;
 }
 
-/* Finish: map header + entries, validated and unpacked into z. */
-static rp_err pb_finish(rp_http *h, pbuild *b, msgpack_sbuffer *whole, msgpack_zone *z,
-                        msgpack_object *o, rp_errbuf *eb) {
+/* The params limits of an NDJSON import: those of every request, but the
+ * records array may hold as many records as the body can (a record line
+ * is at least "{}\n"), so an import is bounded by max_request_bytes only. */
+static rp_mpcheck_limits import_limits(const rp_http *h) {
+    rp_mpcheck_limits lim = h->params_lim;
+    uint32_t by_bytes = h->cfg->max_request_bytes / 3 + 1;
+    if (by_bytes > lim.max_container) lim.max_container = by_bytes;
+    return lim;
+}
+
+/* Finish: map header + entries, validated (lim) and unpacked into z. */
+static rp_err pb_finish(const rp_mpcheck_limits *lim, pbuild *b, msgpack_sbuffer *whole,
+                        msgpack_zone *z, msgpack_object *o, rp_errbuf *eb) {
     msgpack_packer pk;
     msgpack_packer_init(&pk, whole, msgpack_sbuffer_write);
     msgpack_pack_map(&pk, b->n);
     if (b->sb.size) msgpack_sbuffer_write(whole, b->sb.data, b->sb.size);
     char why[160] = "";
-    rp_mpcheck_result r = rp_mpcheck_unpack(whole->data, whole->size, &h->params_lim, z, o, NULL,
+    rp_mpcheck_result r = rp_mpcheck_unpack(whole->data, whole->size, lim, z, o, NULL,
                                             why, sizeof why);
     if (r != RP_MPC_OK) return rp_errf(eb, rp_mpcheck_err(r), "request too complex: %s", why);
     return RP_OK;
@@ -310,7 +331,7 @@ static rp_err pb_record_body(rp_http *h, pbuild *b, const char *key, const http_
     bool zok = msgpack_zone_init(&z, 1024);
     msgpack_object o;
     if (rc == RP_OK && !zok) rc = rp_errf(eb, RP_UNAVAILABLE, "out of memory");
-    if (rc == RP_OK) rc = pb_finish(h, &tmp, &whole, &z, &o, eb);
+    if (rc == RP_OK) rc = pb_finish(&h->params_lim, &tmp, &whole, &z, &o, eb);
     if (rc == RP_OK) rc = pb_record(b, key, &o.via.map.ptr[0].val, keys, vals, eb);
     if (zok) msgpack_zone_destroy(&z);
     msgpack_sbuffer_destroy(&whole);
@@ -318,7 +339,10 @@ static rp_err pb_record_body(rp_http *h, pbuild *b, const char *key, const http_
     return rc;
 }
 
-/* NDJSON body -> records array (and strict from the query). */
+/* NDJSON body -> records array (and strict from the query). The number of
+ * lines is bounded by the body's bytes (max_request_bytes), not by
+ * max_container: each line is held to max_container on its own, and
+ * pb_finish checks the params with import_limits. */
 static rp_err pb_ndjson(rp_http *h, pbuild *b, const http_in *in, rp_errbuf *eb) {
     for (size_t i = 0; i < in->nq; i++)
         if (strcmp(in->q[i].key, "strict") != 0)
@@ -347,11 +371,6 @@ static rp_err pb_ndjson(rp_http *h, pbuild *b, const http_in *in, rp_errbuf *eb)
     rp_ndline ln;
     rp_ndlines_init(&lr, text, n, 0);
     while (rc == RP_OK && rp_ndlines_next(&lr, &ln)) {
-        if (count >= h->cfg->max_container) {
-            rc = rp_errf(eb, RP_TOO_LARGE, "more than %u records in one import (max_container)",
-                         h->cfg->max_container);
-            break;
-        }
         size_t at = lines.size;
         rp_errbuf jeb = {0};
         rp_err jrc = rp_json_to_msgpack(ln.p, ln.len, &h->body_lim, &lines, &jeb);
@@ -564,8 +583,10 @@ rp_err rp_http_route_params(rp_http *h, const http_in *in, const http_match *m,
                             rp_errbuf *eb) {
     pbuild b;
     pb_init(&b);
-    rp_err rc = pb_route(h, &b, &http_routes[m->row], in, eb);
-    if (rc == RP_OK) rc = pb_finish(h, &b, whole, z, params, eb);
+    const http_route *r = &http_routes[m->row];
+    rp_mpcheck_limits lim = r->body == HTTP_B_NDJSON ? import_limits(h) : h->params_lim;
+    rp_err rc = pb_route(h, &b, r, in, eb);
+    if (rc == RP_OK) rc = pb_finish(&lim, &b, whole, z, params, eb);
     msgpack_sbuffer_destroy(&b.sb);
     return rc;
 }

@@ -8,6 +8,8 @@ void rp_ndlines_init(rp_ndlines *r, const char *buf, size_t len, uint64_t first_
     r->len = buf ? len : 0;
     r->pos = 0;
     r->no = first_no;
+    if (first_no == 0 && r->len >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0)
+        r->pos = 3; /* a UTF-8 BOM opening the input */
 }
 
 bool rp_ndlines_blank(const char *p, size_t n) {

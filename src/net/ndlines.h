@@ -11,6 +11,10 @@
  *   - a blank line — empty, or made only of spaces, tabs and '\r' — is
  *     skipped, but still counted, so line numbers in error messages are
  *     those an editor shows;
+ *   - a UTF-8 byte order mark (EF BB BF) opening the input — the first
+ *     bytes of line 1, i.e. when rp_ndlines_init gets first_no 0 — is
+ *     dropped (Notepad, PowerShell and Excel's "CSV UTF-8" write one). A
+ *     BOM anywhere else is part of its line (and not JSON);
  *   - line length: the splitter itself has no bound and allocates nothing;
  *     a line is a view into the caller's bytes, at most as long as they are.
  *     The callers bound their input: an HTTP body is at most
@@ -45,7 +49,8 @@ typedef struct rp_ndlines {
 /* Start reading buf[0..len) (buf may be NULL when len is 0; not copied,
  * must outlive the cursor). first_no: the number of the line before the
  * first one (0 for a whole input; the CLI, which feeds one line at a
- * time, passes the count so far). */
+ * time, passes the count so far). With first_no 0 a leading UTF-8 BOM is
+ * skipped. */
 void rp_ndlines_init(rp_ndlines *r, const char *buf, size_t len, uint64_t first_no);
 
 /* The next non-blank line into *out. Returns false at the end of the input

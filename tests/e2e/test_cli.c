@@ -543,7 +543,8 @@ static void test_bad_lines(void **state) {
                "[1,2]\n"                                                                   /* 6 */
                "{\"type\":\"customer\",\"id\":\"bad-2\",\"name\":\"B Two\"}\n");          /* 7 */
     run_res r = RUN("--server", h.addr, "import", path);
-    expect_code(&r, 0);
+    expect_code(&r, 3); /* records were skipped, and no --allow-skips */
+    assert_non_null(strstr(r.err, "3 record(s) skipped (pass --allow-skips"));
     assert_non_null(strstr(r.err, "line 3:"));
     assert_non_null(strstr(r.err, "line 5:"));
     assert_non_null(strstr(r.err, "fax"));
@@ -556,8 +557,9 @@ static void test_bad_lines(void **state) {
     expect_code(&r, 0);
     run_free(&r);
     /* --json: the summary for scripts on stdout */
-    r = RUN("--server", h.addr, "--json", "import", path);
-    expect_code(&r, 0);
+    r = RUN("--server", h.addr, "--json", "import", "--allow-skips", path);
+    expect_code(&r, 0); /* skipping on purpose */
+    assert_null(strstr(r.err, "--allow-skips"));
     json_t *j = parse_json(r.out);
     assert_int_equal(json_integer_value(json_object_get(j, "imported")), 3);
     assert_int_equal(json_integer_value(json_object_get(j, "skipped")), 3);
@@ -603,8 +605,27 @@ static void test_bad_lines(void **state) {
     run_free(&r);
     /* from stdin */
     r = run_env(path, NULL, (const char *const[]){"--server", h.addr, "import", "-", NULL});
-    expect_code(&r, 0);
+    expect_code(&r, 3);
     assert_non_null(strstr(r.err, "line 3:"));
+    run_free(&r);
+    /* the example: nothing but bad lines, on stdin, either mode */
+    char junk[320];
+    scratch_path(junk, sizeof junk, "junk.ndjson");
+    write_file(junk, "a\nb\n");
+    r = run_env(junk, NULL, (const char *const[]){"--data", dir, "import", "-", NULL});
+    expect_code(&r, 3);
+    assert_non_null(strstr(r.err, "0 records imported, 2 skipped"));
+    run_free(&r);
+    r = run_env(junk, NULL, (const char *const[]){"--data", dir, "import", "--allow-skips", "-", NULL});
+    expect_code(&r, 0);
+    run_free(&r);
+    r = run_env(junk, NULL, (const char *const[]){"--server", h.addr, "import", "-", NULL});
+    expect_code(&r, 3);
+    run_free(&r);
+    /* without skips, --allow-skips changes nothing */
+    write_file(junk, "{\"type\":\"customer\",\"id\":\"ok-1\"}\n");
+    r = run_env(junk, NULL, (const char *const[]){"--server", h.addr, "import", "--allow-skips", "-", NULL});
+    expect_code(&r, 0);
     run_free(&r);
     r = RUN("--server", h.addr, "get", "st-3");
     expect_code(&r, 0);
@@ -612,6 +633,42 @@ static void test_bad_lines(void **state) {
     /* a missing file is a usage error */
     r = RUN("--server", h.addr, "import", "/nonexistent/file.ndjson");
     expect_code(&r, 2);
+    run_free(&r);
+    assert_int_equal(rp_h_stop(&h), 0);
+    rp_h_cleanup(&h);
+}
+
+/* A UTF-8 BOM opening the file (as Windows tools write it) is not a bad
+ * line: through the server, into a data directory and from stdin. */
+static void test_import_bom(void **state) {
+    (void)state;
+    rp_h h;
+    assert_int_equal(rp_h_start(&h, NULL), 0);
+    char path[320], dir[320];
+    scratch_path(path, sizeof path, "bom.ndjson");
+    scratch_path(dir, sizeof dir, "bom-data");
+    write_file(path, "\xEF\xBB\xBF{\"type\":\"customer\",\"id\":\"bom-1\",\"name\":\"B\"}\r\n"
+                     "{\"type\":\"customer\",\"id\":\"bom-2\",\"name\":\"C\"}\r\n");
+    run_res r = RUN("--server", h.addr, "import", path);
+    expect_code(&r, 0);
+    assert_non_null(strstr(r.err, "2 records imported, 0 skipped"));
+    run_free(&r);
+    r = RUN("--data", dir, "import", path);
+    expect_code(&r, 0);
+    assert_non_null(strstr(r.err, "2 records imported, 0 skipped"));
+    run_free(&r);
+    r = run_env(path, NULL, (const char *const[]){"--data", dir, "import", "-", NULL});
+    expect_code(&r, 0);
+    run_free(&r);
+    r = RUN("--server", h.addr, "get", "bom-1");
+    expect_code(&r, 0);
+    run_free(&r);
+    /* a BOM that does not open the file is part of its line: skipped */
+    write_file(path, "{\"type\":\"customer\",\"id\":\"bom-3\"}\n"
+                     "\xEF\xBB\xBF{\"type\":\"customer\",\"id\":\"bom-4\"}\n");
+    r = RUN("--server", h.addr, "import", path);
+    expect_code(&r, 3);
+    assert_non_null(strstr(r.err, "line 2:"));
     run_free(&r);
     assert_int_equal(rp_h_stop(&h), 0);
     rp_h_cleanup(&h);
@@ -831,6 +888,7 @@ int main(void) {
         cmocka_unit_test(test_put_get),
         cmocka_unit_test(test_exit_codes),
         cmocka_unit_test(test_export_import_roundtrip),
+        cmocka_unit_test(test_import_bom),
         cmocka_unit_test(test_bad_lines),
         cmocka_unit_test(test_data_mode),
         cmocka_unit_test(test_one_writer_per_directory),

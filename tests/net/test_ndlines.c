@@ -1,6 +1,6 @@
 /* test_ndlines.c — the NDJSON line splitter shared by HTTP import and the
  * CLI: line ends, CRLF, blank lines, line numbers, a last line without a
- * newline, and one-line-at-a-time use (the CLI's getline). */
+ * newline, one-line-at-a-time use (the CLI's getline), a leading BOM. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -83,12 +83,45 @@ static void test_blank(void **state) {
     assert_false(rp_ndlines_blank("\n", 1)); /* a line never holds its \n */
 }
 
+/* A UTF-8 BOM opening the input is dropped, for a whole buffer (HTTP) and
+ * for a first line fed alone (the CLI); anywhere else it stays. */
+static void test_bom(void **state) {
+    (void)state;
+    rp_ndlines r;
+    rp_ndline ln;
+    const char *s = "\xEF\xBB\xBF{\"a\":1}\r\n{\"b\":2}\n";
+    rp_ndlines_init(&r, s, strlen(s), 0);
+    next_is(&r, "{\"a\":1}", 1);
+    next_is(&r, "{\"b\":2}", 2);
+    assert_false(rp_ndlines_next(&r, &ln));
+    /* one line at a time: only the input's first line (first_no 0) */
+    rp_ndlines_init(&r, "\xEF\xBB\xBF{}\n", 6, 0);
+    next_is(&r, "{}", 1);
+    rp_ndlines_init(&r, "\xEF\xBB\xBF{}\n", 6, 1);
+    next_is(&r, "\xEF\xBB\xBF{}", 2);
+    /* a BOM alone, or before a blank line, leaves nothing */
+    rp_ndlines_init(&r, "\xEF\xBB\xBF", 3, 0);
+    assert_false(rp_ndlines_next(&r, &ln));
+    rp_ndlines_init(&r, "\xEF\xBB\xBF \r\n{}", 8, 0);
+    next_is(&r, "{}", 2);
+    /* only one BOM, and only a whole one */
+    rp_ndlines_init(&r, "\xEF\xBB\xBF\xEF\xBB\xBF{}", 8, 0);
+    next_is(&r, "\xEF\xBB\xBF{}", 1);
+    rp_ndlines_init(&r, "\xEF\xBB{}", 4, 0);
+    next_is(&r, "\xEF\xBB{}", 1);
+    /* not in the middle of the input */
+    rp_ndlines_init(&r, "{}\n\xEF\xBB\xBF{}", 8, 0);
+    next_is(&r, "{}", 1);
+    next_is(&r, "\xEF\xBB\xBF{}", 2);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lines),
         cmocka_unit_test(test_edges),
         cmocka_unit_test(test_one_line_at_a_time),
         cmocka_unit_test(test_blank),
+        cmocka_unit_test(test_bom),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
