@@ -12,8 +12,10 @@
  *     the call to the reply (for writes: including the group commit), into a
  *     fixed-bucket histogram. Counters are relaxed atomics: replies come from
  *     every worker thread and from the writer thread;
- *   - the audit log of full-card reads (one write(2) per line, O_APPEND, so
- *     lines from several threads never interleave);
+ *   - the audit log: the table says which operations are audited, and
+ *     rp_api_ok writes their line, naming the customers the handler noted
+ *     (one write(2) per line, O_APPEND, so lines from several threads never
+ *     interleave);
  *   - the parameter helpers every handler validates with.
  *
  * Limits: lookup by name is a linear scan of 16 entries (cheaper than
@@ -48,23 +50,27 @@ enum {
     OP_HISTORY_LIST, OP_LOOKUP, OP_IMPORT, OP_EXPORT, OP_STATS, OP__COUNT
 };
 
+/* audit: the reply shows personal data (or confirms its erasure), so it
+ * writes an audit line naming whom (rp_api_ok; the handler names the ids
+ * with rp_api_audit_id / rp_api_audit_page). Writes that only return ids
+ * and versions, route.get, ping and stats are not audited. */
 static const rp_api_op api_table[OP__COUNT] = {
-    [OP_PING] = {"ping", RP_ROLES_ALL, false, OP_PING},
-    [OP_CONTEXT_GET] = {"context.get", RP_ROLES_READ, false, OP_CONTEXT_GET},
-    [OP_ROUTE_GET] = {"route.get", ROLES_ROUTE, false, OP_ROUTE_GET},
-    [OP_CUSTOMER_GET] = {"customer.get", RP_ROLES_READ, false, OP_CUSTOMER_GET},
-    [OP_CUSTOMER_PUT] = {"customer.put", RP_ROLES_WRITE, true, OP_CUSTOMER_PUT},
-    [OP_CUSTOMER_PATCH] = {"customer.patch", RP_ROLES_WRITE, true, OP_CUSTOMER_PATCH},
-    [OP_CUSTOMER_FORGET] = {"customer.forget", RP_ROLES_ADMIN, true, OP_CUSTOMER_FORGET},
-    [OP_CUSTOMER_MERGE] = {"customer.merge", RP_ROLES_WRITE, true, OP_CUSTOMER_MERGE},
-    [OP_EVENT_APPEND] = {"event.append", RP_ROLES_WRITE, true, OP_EVENT_APPEND},
-    [OP_ISSUE_PUT] = {"issue.put", RP_ROLES_WRITE, true, OP_ISSUE_PUT},
-    [OP_ISSUE_LIST] = {"issue.list", RP_ROLES_READ, false, OP_ISSUE_LIST},
-    [OP_HISTORY_LIST] = {"history.list", RP_ROLES_READ, false, OP_HISTORY_LIST},
-    [OP_LOOKUP] = {"lookup", RP_ROLES_READ, false, OP_LOOKUP},
-    [OP_IMPORT] = {"import", RP_ROLES_WRITE, true, OP_IMPORT},
-    [OP_EXPORT] = {"export", RP_ROLES_ADMIN, false, OP_EXPORT},
-    [OP_STATS] = {"stats", RP_ROLES_READ, false, OP_STATS},
+    [OP_PING] = {"ping", RP_ROLES_ALL, false, OP_PING, .audit = false},
+    [OP_CONTEXT_GET] = {"context.get", RP_ROLES_READ, false, OP_CONTEXT_GET, .audit = true},
+    [OP_ROUTE_GET] = {"route.get", ROLES_ROUTE, false, OP_ROUTE_GET, .audit = false},
+    [OP_CUSTOMER_GET] = {"customer.get", RP_ROLES_READ, false, OP_CUSTOMER_GET, .audit = true},
+    [OP_CUSTOMER_PUT] = {"customer.put", RP_ROLES_WRITE, true, OP_CUSTOMER_PUT, .audit = false},
+    [OP_CUSTOMER_PATCH] = {"customer.patch", RP_ROLES_WRITE, true, OP_CUSTOMER_PATCH, .audit = false},
+    [OP_CUSTOMER_FORGET] = {"customer.forget", RP_ROLES_ADMIN, true, OP_CUSTOMER_FORGET, .audit = true},
+    [OP_CUSTOMER_MERGE] = {"customer.merge", RP_ROLES_WRITE, true, OP_CUSTOMER_MERGE, .audit = false},
+    [OP_EVENT_APPEND] = {"event.append", RP_ROLES_WRITE, true, OP_EVENT_APPEND, .audit = false},
+    [OP_ISSUE_PUT] = {"issue.put", RP_ROLES_WRITE, true, OP_ISSUE_PUT, .audit = false},
+    [OP_ISSUE_LIST] = {"issue.list", RP_ROLES_READ, false, OP_ISSUE_LIST, .audit = true},
+    [OP_HISTORY_LIST] = {"history.list", RP_ROLES_READ, false, OP_HISTORY_LIST, .audit = true},
+    [OP_LOOKUP] = {"lookup", RP_ROLES_READ, false, OP_LOOKUP, .audit = true},
+    [OP_IMPORT] = {"import", RP_ROLES_WRITE, true, OP_IMPORT, .audit = false},
+    [OP_EXPORT] = {"export", RP_ROLES_ADMIN, false, OP_EXPORT, .audit = true},
+    [OP_STATS] = {"stats", RP_ROLES_READ, false, OP_STATS, .audit = false},
 };
 
 static const rp_api_handler api_handlers[OP__COUNT] = {
@@ -189,8 +195,11 @@ static void api_count(const rp_api_req *rq, rp_err code) {
     atomic_fetch_add_explicit(&st->sum_ns, dt, memory_order_relaxed);
 }
 
+static void api_audit(const rp_api_req *rq);
+
 void rp_api_ok(const rp_api_req *rq, const msgpack_sbuffer *sb) {
     api_count(rq, RP_OK);
+    if (rq->op->audit && rq->shown.n > 0) api_audit(rq); /* before the reply: it is on record */
     rq->reply(rq->arg, RP_OK, NULL, sb->data, sb->size);
 }
 
@@ -243,19 +252,45 @@ void rp_api_call(rp_api *api, const rp_api_op *op, rp_role role, const char *req
 
 /* --- audit -------------------------------------------------------------------- */
 
-void rp_api_audit(const rp_api_req *rq, const char *ids) {
+void rp_api_audit_id(rp_api_req *rq, rp_str id) {
+    rp_api_shown *sh = &rq->shown;
+    sh->n++;
+    if (sh->used + (sh->used ? 1 : 0) + id.n > RP_API_AUDIT_IDS) {
+        sh->cut++;
+        return;
+    }
+    if (sh->used) sh->ids[sh->used++] = ',';
+    memcpy(sh->ids + sh->used, id.p, id.n);
+    sh->used += id.n;
+    sh->ids[sh->used] = '\0';
+}
+
+void rp_api_audit_page(rp_api_req *rq, uint32_t n, rp_str first, rp_str last) {
+    if (n == 0) return;
+    rp_api_shown *sh = &rq->shown;
+    sh->n += n;
+    snprintf(sh->page, sizeof sh->page, " customers=%" PRIu32 " first=%.*s last=%.*s", n,
+             (int)(first.n < RP_ID_MAX ? first.n : RP_ID_MAX), first.p,
+             (int)(last.n < RP_ID_MAX ? last.n : RP_ID_MAX), last.p);
+}
+
+/* Write the audit line of rq (format: ops.h, rp_api_ok). */
+static void api_audit(const rp_api_req *rq) {
+    const rp_api_shown *sh = &rq->shown;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
     time_t secs = ts.tv_sec;
     gmtime_r(&secs, &tm);
-    char line[1024];
+    char more[24] = "";
+    if (sh->cut) snprintf(more, sizeof more, " more=%" PRIu32, sh->cut);
+    char line[RP_API_AUDIT_IDS + 512];
     int n = snprintf(line, sizeof line,
                      "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ event=audit op=%s role=%s "
-                     "customer=%s reqid=%s\n",
+                     "customer=%s%s%s reqid=%s\n",
                      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
                      tm.tm_sec, ts.tv_nsec / 1000000, rq->op->name, rp_role_name(rq->role),
-                     (ids && *ids) ? ids : "-", rq->reqid[0] ? rq->reqid : "-");
+                     sh->used ? sh->ids : "-", sh->page, more, rq->reqid[0] ? rq->reqid : "-");
     if (n <= 0) return;
     size_t len = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
     if (line[len - 1] != '\n') line[len - 1] = '\n'; /* a cut line still ends */

@@ -42,6 +42,7 @@ typedef struct rp_api_op {
     unsigned roles;    /* RP_ROLEBIT set of roles allowed */
     bool write;        /* goes through the writer */
     int index;         /* position in the table (for metrics) */
+    bool audit;        /* a reply that shows or erases a customer writes an audit line */
 } rp_api_op;
 
 /* Reply: rc == RP_OK -> result points to one msgpack object (len bytes);
@@ -68,8 +69,8 @@ bool rp_api_allowed(const rp_api_op *op, rp_role role);
 
 /* Run op with params (a msgpack map; nil or absent = empty map).
  *   role:   the caller's role, already authenticated by the net layer;
- *           rp_api_call checks it (RP_FORBIDDEN) and writes the audit line
- *           for full-card reads.
+ *           rp_api_call checks it (RP_FORBIDDEN); the reply of an op whose
+ *           table row has `audit` writes the audit line (proto/METHODS.md).
  *   reqid:  the request id for logs and audit (NUL-terminated, may be "").
  *   params: valid during this call only; write ops copy what they keep.
  * reply is called exactly once. Never blocks on fsync. */

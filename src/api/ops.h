@@ -29,6 +29,21 @@
 /* The longest request id kept for logs and audit lines. */
 #define RP_API_REQID_MAX 64
 
+/* Room for the ids one audit line names: every candidate of a household
+ * line (lookup and context.get show at most RP_LOOKUP_MAX). */
+#define RP_API_AUDIT_IDS (RP_LOOKUP_MAX * (RP_ID_MAX + 1))
+
+/* Whom a reply shows, noted by the handler for the audit line that
+ * rp_api_ok writes when the op's table row has `audit`. n == 0: the reply
+ * shows no one and writes no line. */
+typedef struct rp_api_shown {
+    uint32_t n;                      /* customers shown (ids noted, or a page's count) */
+    uint32_t cut;                    /* ids noted that did not fit in ids */
+    size_t used;                     /* bytes of ids */
+    char ids[RP_API_AUDIT_IDS + 1];  /* comma-joined, NUL-terminated */
+    char page[2 * RP_ID_MAX + 48];   /* export: " customers=N first=A last=B", else "" */
+} rp_api_shown;
+
 /* One call in flight: everything needed to reply and to count it. A read
  * handler gets it on the caller's stack; a write copies it into its heap
  * request, so every field is a value (reqid is copied, not pointed to). */
@@ -41,6 +56,7 @@ typedef struct rp_api_req {
     int64_t now;                      /* time(NULL) at the call */
     rp_api_reply_fn reply;
     void *arg;
+    rp_api_shown shown;               /* for the audit line (rp_api_audit_id) */
 } rp_api_req;
 
 /* A handler: validate params (always a map), run, reply exactly once. */
@@ -49,7 +65,14 @@ typedef void (*rp_api_handler)(rp_api_req *rq, const msgpack_object *params);
 /* --- replying (api.c) ------------------------------------------------------ */
 
 /* Reply with the msgpack object in sb (one complete object), count the call
- * as OK and time it. */
+ * as OK and time it. When the op's table row has `audit` and the handler
+ * noted whom the reply shows (rq->shown.n > 0), first write the audit line
+ * (one write(2), O_APPEND, to the audit log opened at create time, or
+ * stderr):
+ *   "ts=<RFC 3339 UTC> event=audit op=<op> role=<role> customer=<ids>[ customers=N
+ *    first=A last=B][ more=K] reqid=<reqid>\n"
+ * ids is the noted ids joined by commas ("-" for an export page); more=K
+ * counts ids that did not fit. Failures (rp_api_fail) are never audited. */
 void rp_api_ok(const rp_api_req *rq, const msgpack_sbuffer *sb);
 
 /* Reply with an error: code != RP_OK and a sentence (NULL: the code's
@@ -64,11 +87,15 @@ void rp_api_fail_rc(const rp_api_req *rq, rp_err rc, const rp_errbuf *eb);
 rp_store *rp_api_store(const rp_api *api);
 const rp_config *rp_api_config(const rp_api *api);
 
-/* Write one audit line for a full-card read (context.get):
- * "ts=<RFC 3339 UTC> event=audit op=<op> role=<role> customer=<ids> reqid=<reqid>\n",
- * one write(2), to the audit log opened at create time (or stderr). ids is
- * one customer id, or several joined by commas (an ambiguous key). */
-void rp_api_audit(const rp_api_req *rq, const char *ids);
+/* Note that the reply of rq shows (or, for customer.forget, erased)
+ * customer id; id is copied, so it may point into a read transaction that
+ * ends before the reply. Call once per customer, before rp_api_ok. Only
+ * ops audited by the table get a line; for the others the note is unused. */
+void rp_api_audit_id(rp_api_req *rq, rp_str id);
+
+/* Note that the reply of rq is a page of n customers, first..last in id
+ * order (export). n == 0 notes nothing (an empty page shows no one). */
+void rp_api_audit_page(rp_api_req *rq, uint32_t n, rp_str first, rp_str last);
 
 /* --- parameters (api.c) ---------------------------------------------------- */
 

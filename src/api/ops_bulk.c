@@ -286,6 +286,8 @@ typedef struct export_page {
     uint32_t nrecords, customers, limit;
     size_t budget;
     bool more;
+    char first[RP_ID_MAX]; /* the page's first customer (for the audit line) */
+    size_t first_n;
     char last[RP_ID_MAX];
     size_t last_n;
     rp_event *evs;         /* one customer's history, newest first */
@@ -364,11 +366,16 @@ static bool export_customer(const rp_customer *c, void *arg) {
     size_t idn = c->id.n < sizeof pg->last ? c->id.n : sizeof pg->last;
     memcpy(pg->last, c->id.p, idn);
     pg->last_n = idn;
+    if (pg->customers == 0) {
+        memcpy(pg->first, c->id.p, idn);
+        pg->first_n = idn;
+    }
     pg->customers++;
     return true;
 }
 
-/* export {after?, limit?} -> {records: [...], next: id or nil}. */
+/* export {after?, limit?} -> {records: [...], next: id or nil}. Audited:
+ * one line per page with its count and first and last ids. */
 void rp_op_export(rp_api_req *rq, const msgpack_object *params) {
     static const char *const keys[] = {"after", "limit", NULL};
     rp_errbuf eb = {0};
@@ -413,6 +420,8 @@ void rp_op_export(rp_api_req *rq, const msgpack_object *params) {
         rp_mp_pack_cstr(&pk, "next");
         if (pg.more) rp_mp_pack_str(&pk, (rp_str){pg.last, pg.last_n});
         else msgpack_pack_nil(&pk);
+        rp_api_audit_page(rq, pg.customers, (rp_str){pg.first, pg.first_n},
+                          (rp_str){pg.last, pg.last_n});
         rp_api_ok(rq, &sb);
         msgpack_sbuffer_destroy(&sb);
     }

@@ -111,7 +111,8 @@ void rp_op_ping(rp_api_req *rq, const msgpack_object *params) {
 
 /* --- customer.get ---------------------------------------------------------------- */
 
-/* customer.get {id} -> the customer (aliases resolve to the survivor). */
+/* customer.get {id} -> the customer (aliases resolve to the survivor).
+ * Audited: names the customer shown. */
 void rp_op_customer_get(rp_api_req *rq, const msgpack_object *params) {
     static const char *const keys[] = {"id", NULL};
     rp_errbuf eb = {0};
@@ -137,6 +138,7 @@ void rp_op_customer_get(rp_api_req *rq, const msgpack_object *params) {
     }
     RESULT_BEGIN(sb, pk);
     rp_customer_encode(&pk, &c, RP_ENC_WIRE);
+    rp_api_audit_id(rq, c.id);
     rp_store_rend(s, txn);
     rp_api_ok(rq, &sb);
     msgpack_sbuffer_destroy(&sb);
@@ -173,7 +175,8 @@ rp_err rp_api_all_issues(rp_store *s, MDB_txn *txn, rp_str id, rp_issue **out, u
 }
 
 /* issue.list {id} -> {customer_id, issues: [...]} in issue_id order;
- * `truncated: true` is added when the customer has more than fit. */
+ * `truncated: true` is added when the customer has more than fit.
+ * Audited: names customer_id. */
 void rp_op_issue_list(rp_api_req *rq, const msgpack_object *params) {
     static const char *const keys[] = {"id", NULL};
     rp_errbuf eb = {0};
@@ -206,6 +209,7 @@ void rp_op_issue_list(rp_api_req *rq, const msgpack_object *params) {
     msgpack_pack_array(&pk, n);
     for (uint32_t i = 0; i < n; i++) rp_issue_encode(&pk, &is[i], RP_ENC_WIRE);
     if (truncated) rp_api_kv_bool(&pk, "truncated", true);
+    rp_api_audit_id(rq, canon);
     rp_store_rend(s, txn);
     free(is);
     rp_api_ok(rq, &sb);
@@ -215,7 +219,8 @@ void rp_op_issue_list(rp_api_req *rq, const msgpack_object *params) {
 /* --- history.list ----------------------------------------------------------------------- */
 
 /* history.list {id, limit?, before?} -> {customer_id, events (newest first),
- * next: "TS.SEQ" to pass as `before` for the next page, or nil}. */
+ * next: "TS.SEQ" to pass as `before` for the next page, or nil}. Audited:
+ * names customer_id (one line per page). */
 void rp_op_history_list(rp_api_req *rq, const msgpack_object *params) {
     static const char *const keys[] = {"id", "limit", "before", NULL};
     rp_errbuf eb = {0};
@@ -273,6 +278,7 @@ void rp_op_history_list(rp_api_req *rq, const msgpack_object *params) {
     } else {
         msgpack_pack_nil(&pk);
     }
+    rp_api_audit_id(rq, canon);
     rp_store_rend(s, txn);
     rp_api_ok(rq, &sb);
     msgpack_sbuffer_destroy(&sb);
@@ -283,7 +289,8 @@ void rp_op_history_list(rp_api_req *rq, const msgpack_object *params) {
 /* lookup {phone|email|account} -> {found, ambiguous, key (normalized),
  * candidates: [{customer_id, name}]}; `truncated: true` is added when more
  * than RP_LOOKUP_MAX customers share the key. An unknown key is found:false,
- * not an error. */
+ * not an error. Audited: names every candidate; an unknown key shows no one
+ * and writes no line (as a card for an unknown caller). */
 void rp_op_lookup(rp_api_req *rq, const msgpack_object *params) {
     static const char *const keys[] = {"phone", "email", "account", NULL};
     rp_errbuf eb = {0};
@@ -321,6 +328,7 @@ void rp_op_lookup(rp_api_req *rq, const msgpack_object *params) {
         bool have = rp_store_get_customer(s, txn, lk.ids[i], &c, &ceb) == RP_OK;
         msgpack_pack_map(&pk, 2);
         rp_api_kv_str(&pk, "customer_id", lk.ids[i]);
+        rp_api_audit_id(rq, lk.ids[i]);
         rp_mp_pack_cstr(&pk, "name");
         if (have && c.name.n) rp_mp_pack_str(&pk, c.name);
         else msgpack_pack_nil(&pk);
@@ -407,21 +415,11 @@ static rp_context_key ctx_kind(rp_ident_kind k, bool is_id) {
     return RP_CTX_KEY_ACCOUNT;
 }
 
-/* Audit a card that shows personal data: the one customer found, or the
- * candidates of an ambiguous key (comma-separated). A card for an unknown
- * key shows no one and is not audited. */
-static void audit_card(const rp_api_req *rq, const rp_context_shown *shown) {
-    if (shown->n == 0) return;
-    char ids[RP_CARD_MAX_CANDIDATES * (RP_ID_MAX + 1) + 1];
-    size_t used = 0;
-    for (uint32_t i = 0; i < shown->n; i++) {
-        size_t n = strlen(shown->ids[i]);
-        if (used) ids[used++] = ',';
-        memcpy(ids + used, shown->ids[i], n);
-        used += n;
-    }
-    ids[used] = '\0';
-    rp_api_audit(rq, ids);
+/* Note for the audit line whom a card shows: the one customer found, or
+ * the candidates of an ambiguous key. A card for an unknown key shows no
+ * one and is not audited. */
+static void audit_card(rp_api_req *rq, const rp_context_shown *shown) {
+    for (uint32_t i = 0; i < shown->n; i++) rp_api_audit_id(rq, rp_str_c(shown->ids[i]));
 }
 
 /* context.get {phone|email|account|id, at?} -> the context card. Every card

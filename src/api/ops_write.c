@@ -154,10 +154,14 @@ static void write_free(rp_api_write *w) {
     free(w);
 }
 
-/* After the commit (or the failure), on the writer thread: reply and free. */
+/* After the commit (or the failure), on the writer thread: reply and free.
+ * The canonical id apply() kept is noted for the audit line, which
+ * rp_api_ok writes for the ops the table audits (customer.forget) — after
+ * the commit, never for a write that failed. */
 static void write_done(void *arg, rp_err rc, const rp_errbuf *eb) {
     rp_api_write *w = arg;
     if (rc == RP_OK) {
+        if (w->canon_n) rp_api_audit_id(&w->rq, (rp_str){w->canon, w->canon_n});
         msgpack_sbuffer sb;
         msgpack_sbuffer_init(&sb);
         msgpack_packer pk;
@@ -433,9 +437,12 @@ static rp_err decode_customer_forget(rp_api_write *hw, const char **what, rp_err
     return rp_api_param_id(&w->params, "id", &w->id, eb);
 }
 
-/* Writer thread: erase the customer. */
+/* Writer thread: erase the customer, keeping the canonical id erased (an
+ * alias names its survivor) for the audit line. */
 static rp_err apply_customer_forget(rp_api_write *hw, MDB_txn *txn, rp_errbuf *eb) {
     rp_api_wforget *w = RP_API_WOP(rp_api_wforget, hw);
+    rp_err rc = keep_canon(w, txn, w->id, eb);
+    if (rc != RP_OK) return rc;
     return rp_store_wforget(rp_api_store(w->rq.api), txn, w->id, eb);
 }
 
@@ -455,7 +462,8 @@ static const rp_api_wdesc wdesc_customer_forget = {
     .result = result_forget,
 };
 
-/* customer.forget {id} -> {id, forgotten: true}: erase every trace. */
+/* customer.forget {id} -> {id, forgotten: true}: erase every trace.
+ * Audited: names the id erased, after the commit. */
 void rp_op_customer_forget(rp_api_req *rq, const msgpack_object *params) {
     rp_api_write_run(rq, params, &wdesc_customer_forget);
 }
