@@ -441,9 +441,11 @@ static rp_err decode_customer_forget(rp_api_write *hw, const char **what, rp_err
  * alias names its survivor) for the audit line. */
 static rp_err apply_customer_forget(rp_api_write *hw, MDB_txn *txn, rp_errbuf *eb) {
     rp_api_wforget *w = RP_API_WOP(rp_api_wforget, hw);
-    rp_err rc = keep_canon(w, txn, w->id, eb);
+    rp_store_id canon;
+    rp_err rc = rp_store_wforget(rp_api_store(w->rq.api), txn, w->id, &canon, eb);
     if (rc != RP_OK) return rc;
-    return rp_store_wforget(rp_api_store(w->rq.api), txn, w->id, eb);
+    rp_api_write_set_canon(w, rp_store_id_str(&canon));
+    return RP_OK;
 }
 
 /* Result {id, forgotten: true}. */

@@ -360,7 +360,7 @@ fail:
     return rc;
 }
 
-rp_err rp_store_wforget(rp_store *s, MDB_txn *txn, rp_str id, rp_errbuf *eb) {
+rp_err rp_store_wforget(rp_store *s, MDB_txn *txn, rp_str id, rp_store_id *canon_out, rp_errbuf *eb) {
     char idbuf[RP_ID_MAX];
     rp_str cid;
     rp_si_blob blob;
@@ -385,6 +385,7 @@ rp_err rp_store_wforget(rp_store *s, MDB_txn *txn, rp_str id, rp_errbuf *eb) {
         int mrc = mdb_del(txn, s->dbi[RP_DB_CUSTOMERS], &k, NULL);
         if (mrc) rc = rp_si_mdb(eb, mrc, "deleting the customer");
     }
+    if (rc == RP_OK) rp_si_id_out(canon_out, cid);
     rp_si_blob_free(&blob);
     return rc;
 }

@@ -188,8 +188,9 @@ rp_err rp_store_wpatch_customer(rp_store *s, MDB_txn *txn, rp_str id, const msgp
 
 /* Remove the customer and every trace: profile, events, issues, identity
  * index entries, event count, and aliases pointing to it. id may be an
- * alias (the survivor is forgotten). Returns RP_OK, RP_NOT_FOUND. */
-rp_err rp_store_wforget(rp_store *s, MDB_txn *txn, rp_str id, rp_errbuf *eb);
+ * alias (the survivor is forgotten). canon_out (may be NULL) gets the id
+ * that was erased. Returns RP_OK, RP_NOT_FOUND. */
+rp_err rp_store_wforget(rp_store *s, MDB_txn *txn, rp_str id, rp_store_id *canon_out, rp_errbuf *eb);
 
 /* Fold customer `from` into `into`: identities, events and issues move,
  * empty profile fields of `into` are filled from `from`, flags/notes/prefs

@@ -66,7 +66,7 @@ typedef struct forget_arg {
 
 static rp_err forget_fn(MDB_txn *txn, void *arg, rp_errbuf *eb) {
     forget_arg *a = arg;
-    return rp_store_wforget(a->s, txn, a->id, eb);
+    return rp_store_wforget(a->s, txn, a->id, NULL, eb);
 }
 
 rp_err rp_store_forget(rp_store *s, rp_str id, rp_errbuf *eb) {
