@@ -15,8 +15,9 @@
  *     write has committed, so slots, not arrival order, keep replies in
  *     request order.
  *
- * Local mode and audit: rp_api audits every read of personal data and every forget (proto/METHODS.md, "Audit"). With no audit_log in
- * the --config file the lines would land on the CLI's stderr, among the
+ * Local mode and audit: rp_api audits every read of personal data and every
+ * forget (proto/METHODS.md, "Audit"). With no audit_log in the --config
+ * file the lines would land on the CLI's stderr, among the
  * command's own output; a person with the data directory can read every
  * record anyway, so the CLI sends them to /dev/null unless the config file
  * names an audit log.
