@@ -24,6 +24,7 @@
 
 #include "api/api.h"
 #include "model/record.h"
+#include "store/idem.h"
 #include "store/store.h"
 
 /* The longest request id kept for logs and audit lines. */
@@ -215,6 +216,17 @@ typedef struct rp_api_wdesc {
     rp_api_cleanup_fn cleanup; /* may be NULL */
 } rp_api_wdesc;
 
+/* A write's idempotency key (proto/METHODS.md "Idempotency"): taken out
+ * of the params and hashed on the caller's thread, checked and recorded in
+ * the write's transaction (ops_idem.c). n == 0: no key. */
+typedef struct rp_api_idem {
+    char key[RP_IDEM_KEY_MAX];
+    size_t n;
+    uint8_t hash[RP_IDEM_HASH];  /* SipHash-2-4-128 of (method, params without the key) */
+    bool replayed;               /* the reply is the first request's (set by the write) */
+    msgpack_sbuffer reply;       /* the result bytes to send (owned; zeroed = empty) */
+} rp_api_idem;
+
 /* The header every write request starts with. */
 #define RP_API_WRITE_FIELDS                                                                    \
     rp_write_req wr;           /* handed to the writer */                                      \
@@ -224,7 +236,8 @@ typedef struct rp_api_wdesc {
     msgpack_object params;     /* ... rooted here */                                           \
     rp_arena arena;            /* desc->arena: RP_API_ARENA bytes after the struct; else empty */ \
     char canon[RP_ID_MAX];     /* canonical id after the write (set by apply) */               \
-    size_t canon_n;
+    size_t canon_n;                                                                            \
+    rp_api_idem idem;          /* the idempotency key, when given (ops_idem.c) */
 
 struct rp_api_write {
     RP_API_WRITE_FIELDS
@@ -244,6 +257,25 @@ struct rp_api_write {
  * the reply comes from the writer thread (or UNAVAILABLE on a full queue).
  * params is only read during the call. */
 void rp_api_write_run(rp_api_req *rq, const msgpack_object *params, const rp_api_wdesc *d);
+
+/* --- idempotency keys (ops_idem.c) ---------------------------------------- */
+
+/* Caller's thread: take `idempotency_key` out of w's copied params (so that
+ * the op never sees it), check it (1..128 printable bytes, no space) and
+ * hash (w->rq.op's name, the remaining params in canonical form: map
+ * entries sorted by key, integers in their shortest encoding) into w->idem.
+ * No key (absent or nil) leaves w->idem.n 0. Returns RP_OK,
+ * RP_BAD_REQUEST (a bad key), RP_UNAVAILABLE (out of memory). */
+rp_err rp_api_idem_prepare(rp_api_write *w, rp_errbuf *eb);
+
+/* Writer thread, in the write's transaction, for a write with a key: a
+ * live key with the same hash copies the first result into w->idem.reply
+ * and sets replayed, changing nothing; the same key with another hash is
+ * RP_CONFLICT; otherwise the op's apply() runs, its result is packed into
+ * w->idem.reply and recorded under the key in the same transaction. A
+ * failing apply() records nothing. May run more than once (writer.h).
+ * Returns RP_OK or the failure. */
+rp_err rp_api_idem_apply(rp_api_write *w, MDB_txn *txn, rp_errbuf *eb);
 
 /* Copy a canonical id into w->canon (truncated to RP_ID_MAX: ids never
  * exceed it). w is any op's request (the macro takes its header), so an

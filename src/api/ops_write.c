@@ -7,10 +7,12 @@
  *
  * A write takes three steps on two threads:
  *
- *   1. caller's thread (rp_api_write_run, the one skeleton): the keys are
- *      checked against the op's descriptor, the op's request is allocated
- *      and the params are deep-copied into one heap block (the caller's
- *      buffer is gone once rp_api_call returns), decoded and validated from
+ *   1. caller's thread (rp_api_write_run, the one skeleton): the op's
+ *      request is allocated and the params are deep-copied into one heap
+ *      block (the caller's buffer is gone once rp_api_call returns), the
+ *      idempotency key is taken out and the request hashed (ops_idem.c),
+ *      the keys are checked against the op's descriptor, and the params are
+ *      decoded and validated from
  *      the copy by the op's decode() — a bad request replies at once and
  *      never reaches the writer — and the request is submitted;
  *   2. writer thread, inside the batch's transaction: apply() makes the
@@ -19,6 +21,9 @@
  *      of its own request;
  *   3. writer thread, after the commit: done() packs the result, replies,
  *      and frees the request. A full queue replies UNAVAILABLE at step 1.
+ *      With an idempotency key, step 2 checks the key first and packs the
+ *      result inside the transaction, to record it with the key; step 3
+ *      then sends those bytes (or the first request's, on a repeat).
  *
  * The deep copy is one malloc: a first pass sizes the containers and the
  * string bytes, a second copies them (containers first, aligned, then the
@@ -139,9 +144,11 @@ static bool clone_object(const msgpack_object *o, msgpack_object *out, void **bl
 
 /* --- the write request ---------------------------------------------------------------- */
 
-/* The writer's entry point: the op's apply(). */
+/* The writer's entry point: the op's apply(), behind its idempotency key
+ * when one was given (ops_idem.c). */
 static rp_err write_fn(MDB_txn *txn, void *arg, rp_errbuf *eb) {
     rp_api_write *w = arg;
+    if (w->idem.n) return rp_api_idem_apply(w, txn, eb);
     return w->desc->apply(w, txn, eb);
 }
 
@@ -150,6 +157,7 @@ static rp_err write_fn(MDB_txn *txn, void *arg, rp_errbuf *eb) {
 static void write_free(rp_api_write *w) {
     if (w == NULL) return;
     if (w->desc->cleanup) w->desc->cleanup(w);
+    msgpack_sbuffer_destroy(&w->idem.reply);
     free(w->block);
     free(w);
 }
@@ -157,10 +165,15 @@ static void write_free(rp_api_write *w) {
 /* After the commit (or the failure), on the writer thread: reply and free.
  * The canonical id apply() kept is noted for the audit line, which
  * rp_api_ok writes for the ops the table audits (customer.forget) — after
- * the commit, never for a write that failed. */
+ * the commit, never for a write that failed (nor for a replayed one: it
+ * changed nothing). A write with an idempotency key replies with the bytes
+ * its transaction recorded (or replayed). */
 static void write_done(void *arg, rp_err rc, const rp_errbuf *eb) {
     rp_api_write *w = arg;
-    if (rc == RP_OK) {
+    if (rc == RP_OK && w->idem.n) {
+        if (w->canon_n) rp_api_audit_id(&w->rq, (rp_str){w->canon, w->canon_n});
+        rp_api_ok(&w->rq, &w->idem.reply);
+    } else if (rc == RP_OK) {
         if (w->canon_n) rp_api_audit_id(&w->rq, (rp_str){w->canon, w->canon_n});
         msgpack_sbuffer sb;
         msgpack_sbuffer_init(&sb);
@@ -220,12 +233,14 @@ void rp_api_write_run(rp_api_req *rq, const msgpack_object *params, const rp_api
     rp_errbuf eb = {0};
     const char *what = NULL;
     rp_api_write *w = NULL;
-    rp_err rc = rp_api_check_keys(params, d->keys, &eb);
-    if (rc != RP_OK) goto fail;
+    rp_err rc;
     if ((w = write_new(rq, params, d)) == NULL) {
         rc = rp_errf(&eb, RP_UNAVAILABLE, "out of memory; retry");
         goto fail;
     }
+    /* the key first: every op takes it, and it is not the op's to decode */
+    if ((rc = rp_api_idem_prepare(w, &eb)) != RP_OK) goto fail;
+    if ((rc = rp_api_check_keys(&w->params, d->keys, &eb)) != RP_OK) goto fail;
     if ((rc = d->decode(w, &what, &eb)) != RP_OK) goto fail;
     write_submit(w);
     return;

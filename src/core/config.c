@@ -55,6 +55,13 @@ static const cfg_row cfg_table[] = {
      * that most sources share, so "1" and "P1" agree; a Freshdesk feed sets
      * freshdesk, and none refuses bare numbers (each needs a word). */
     {"issue_numbers", T_NUMS, N(issue_numbers), "servicenow", 0, 0},
+    /* 24 h, as Stripe's keys: a CRM retries within minutes, a replayed log or
+     * an overnight re-run within a day; longer only grows the table. */
+    {"idempotency_ttl", T_U32, N(idempotency_ttl), "86400", 1, 2592000},
+    /* 1,000,000 keys (~0.3 KB each: ~300 MB of map at worst) keeps a full
+     * day of keys for ~11 keyed writes/s sustained; busier feeds lose their
+     * oldest keys before the ttl (store/idem.h: the oldest is evicted). */
+    {"idempotency_max_keys", T_U32, N(idempotency_max_keys), "1000000", 1, 100000000},
 
     /* Loopback by default: rapport holds personal data. */
     {"listen", T_STR, S(listen), "127.0.0.1:7070", 0, 0},

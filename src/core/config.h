@@ -60,6 +60,8 @@ typedef struct rp_config {
     char default_country[3];   /* ISO 3166-1 alpha-2, e.g. "US" */
     char default_language[36]; /* BCP 47 */
     rp_issue_numbers issue_numbers; /* how a bare issue severity/status number reads */
+    uint32_t idempotency_ttl;      /* seconds a write's idempotency key answers its first result */
+    uint32_t idempotency_max_keys; /* keys kept at most; past it the oldest goes (store/idem.h) */
 
     /* --- server --- */
     char listen[128];          /* MessagePack-RPC HOST:PORT */

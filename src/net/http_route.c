@@ -10,6 +10,8 @@
  *   - path values: as top-level string params, or — for a record body —
  *     as fields of that record (refused when the body gives another value);
  *   - If-Match / If-None-Match as expect_version (precondition rows);
+ *   - Idempotency-Key as idempotency_key, on every row of a write op (the
+ *     api table's `write`), last;
  *   - the query: none allowed, any (names in ints[] must be integers), or
  *     the serving code's own (import: strict; export: limit, after);
  *   - the body: none, a JSON object under body_key, a record (object with
@@ -319,6 +321,15 @@ static rp_err pb_precondition(pbuild *b, struct evhttp_request *req, rp_errbuf *
     b->n++;
     return RP_OK;
 }
+/* Idempotency-Key -> idempotency_key, for the rows of write ops (the api
+ * checks the value, as it does the RPC param). Reads ignore the header:
+ * they change nothing, and some clients send it on every request. */
+static void pb_idem(pbuild *b, struct evhttp_request *req, const rp_api_op *op) {
+    if (op == NULL || !op->write) return;
+    const char *k = evhttp_find_header(evhttp_request_get_input_headers(req), "Idempotency-Key");
+    if (k != NULL) pb_str(b, "idempotency_key", k, strlen(k));
+}
+
 /* Body of a POST/PUT record (event or issue) with ids from the path. */
 static rp_err pb_record_body(rp_http *h, pbuild *b, const char *key, const http_in *in,
                              const char *const *keys, const char *const *vals, rp_errbuf *eb) {
@@ -586,6 +597,7 @@ rp_err rp_http_route_params(rp_http *h, const http_in *in, const http_match *m,
     const http_route *r = &http_routes[m->row];
     rp_mpcheck_limits lim = r->body == HTTP_B_NDJSON ? import_limits(h) : h->params_lim;
     rp_err rc = pb_route(h, &b, r, in, eb);
+    if (rc == RP_OK) pb_idem(&b, in->req, m->op);
     if (rc == RP_OK) rc = pb_finish(&lim, &b, whole, z, params, eb);
     msgpack_sbuffer_destroy(&b.sb);
     return rc;

@@ -52,6 +52,8 @@ static const struct {
     [RP_DB_ALIAS_REV] = {"alias_rev", MDB_DUPSORT},
     [RP_DB_EVCOUNT] = {"evcount", 0},
     [RP_DB_META] = {"meta", 0},
+    [RP_DB_IDEM] = {"idem", 0},
+    [RP_DB_IDEM_EXP] = {"idem_exp", 0},
 };
 
 

@@ -2,7 +2,8 @@
  *
  * One LMDB environment holds named databases (layout in proto/STORAGE.md):
  * customers, events, issues, phones, emails, accounts, aliases, alias_rev,
- * evcount, meta. Every operation is one transaction: reads run in their own
+ * evcount, meta, idem, idem_exp (idempotency keys: store/idem.h). Every
+ * operation is one transaction: reads run in their own
  * read transaction (MVCC, never waiting for writes); writes run through the
  * group-committing writer (writer.h), so a write returns only after its
  * commit.

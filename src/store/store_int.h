@@ -13,6 +13,8 @@
  *                  put/patch/event/issue writers
  *   merge.c        merge and forget (built on the above)
  *   store_sync.c   the synchronous convenience wrappers (on top of all)
+ *   idem.c         idempotency keys (their own two databases; uses only
+ *                  store_codec.c)
  *
  * Lifetime rule for write functions: LMDB invalidates every pointer it
  * returned once the transaction makes another update (a dirty page may be
@@ -48,6 +50,8 @@ typedef enum rp_db {
     RP_DB_ALIAS_REV,
     RP_DB_EVCOUNT,
     RP_DB_META,
+    RP_DB_IDEM,      /* idempotency keys (idem.c) */
+    RP_DB_IDEM_EXP,  /* ... by expiry */
     RP_DB__COUNT
 } rp_db;
 
