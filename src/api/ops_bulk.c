@@ -1,5 +1,5 @@
 /* ops_bulk.c — import (a batch of records as one write) and export (a page
- * of customers with their events and issues).
+ * of customers with their events, issues and aliases).
  *
  * import {records: [{type, ...}], strict?} is ONE request to the writer, so
  * the batch commits once. Each record runs in its own nested transaction
@@ -12,11 +12,17 @@
  * corruption) always fail the request: the writer grows the map and runs it
  * again, and a record must never be "skipped" because the disk was full.
  * Customers keep the version and updated_at they carry (a restore), so that
- * export -> import -> export gives the same bytes.
+ * export -> import -> export gives the same bytes. An alias record
+ * ({type: alias, id, customer_id}: a merged-away id) is written by
+ * rp_store_wput_alias; its customer must already be there (NOT_FOUND "alias
+ * target 'X' does not exist (import the customer first)"), which export's
+ * order guarantees.
  *
  * export {after?, limit?} walks customers in id order from `after` and
- * emits, per customer, the customer record, its events oldest to newest and
- * its issues — the NDJSON line objects with their "type". A page stops at
+ * emits, per customer, the customer record, its events oldest to newest,
+ * its issues and its aliases (in id order) — the NDJSON line objects with
+ * their "type". A customer's aliases always follow it on the same page, so
+ * a streamed import meets the survivor first. A page stops at
  * `limit` customers or when it passes a byte budget (a quarter of
  * max_output_bytes), whichever comes first, but always holds at least one
  * customer; `next` is the id to pass as `after` for the next page.
@@ -33,6 +39,7 @@
 #include "core/alloc.h"
 #include "api/ops.h"
 #include "model/codec.h"
+#include "model/ident.h"
 
 #define RP_IMPORT_ERRORS_MAX 1000
 #define EXPORT_DEFAULT 100
@@ -41,7 +48,7 @@
 
 /* --- import ------------------------------------------------------------------------------ */
 
-typedef enum { REC_CUSTOMER, REC_EVENT, REC_ISSUE } rec_type;
+typedef enum { REC_CUSTOMER, REC_EVENT, REC_ISSUE, REC_ALIAS } rec_type;
 
 typedef struct import_err {
     uint32_t index;
@@ -61,6 +68,7 @@ typedef struct rp_api_wimport {
     rp_customer c;                 /* scratch: the record being decoded */
     rp_event e;
     rp_issue is;
+    rp_str alias_id, alias_to;     /* an alias record: id, customer_id */
 } rp_api_wimport;
 
 /* The type of record o, or an error sentence. */
@@ -69,12 +77,51 @@ static rp_err record_type(const msgpack_object *o, rec_type *t, rp_errbuf *eb) {
     rp_str ts;
     rp_err rc = rp_mp_str(o, "type", &ts, eb);
     if (rc == RP_NOT_FOUND)
-        return rp_errf(eb, RP_BAD_REQUEST, "missing field 'type' (customer, event or issue)");
+        return rp_errf(eb, RP_BAD_REQUEST, "missing field 'type' (customer, event, issue or alias)");
     if (rc != RP_OK) return rc;
     if (rp_str_eqc(ts, "customer")) *t = REC_CUSTOMER;
     else if (rp_str_eqc(ts, "event")) *t = REC_EVENT;
     else if (rp_str_eqc(ts, "issue")) *t = REC_ISSUE;
-    else return rp_errf(eb, RP_BAD_REQUEST, "field 'type' must be customer, event or issue");
+    else if (rp_str_eqc(ts, "alias")) *t = REC_ALIAS;
+    else return rp_errf(eb, RP_BAD_REQUEST, "field 'type' must be customer, event, issue or alias");
+    return RP_OK;
+}
+
+/* An alias record {type, id, customer_id}: both ids required and valid, no
+ * other field, none twice (the codec's rules for records). The slices
+ * point into o. */
+static rp_err alias_decode(const msgpack_object *o, rp_str *id, rp_str *to, rp_errbuf *eb) {
+    static const char *const names[] = {"id", "customer_id"};
+    rp_str *outs[] = {id, to};
+    bool seen[2] = {false, false};
+    assert(o->type == MSGPACK_OBJECT_MAP);
+    for (uint32_t i = 0; i < o->via.map.size; i++) {
+        const msgpack_object_kv *kv = &o->via.map.ptr[i];
+        if (kv->key.type != MSGPACK_OBJECT_STR)
+            return rp_errf(eb, RP_BAD_REQUEST, "field names must be strings (got %s)",
+                           rp_mp_type_name(&kv->key));
+        rp_str key = {kv->key.via.str.ptr, kv->key.via.str.size};
+        if (rp_str_eqc(key, "type")) continue;
+        int f = rp_str_eqc(key, names[0]) ? 0 : rp_str_eqc(key, names[1]) ? 1 : -1;
+        if (f < 0) {
+            char shown[40];
+            size_t n = key.n < sizeof shown - 1 ? key.n : sizeof shown - 1;
+            for (size_t j = 0; j < n; j++)
+                shown[j] = (key.p[j] >= 0x20 && key.p[j] < 0x7f) ? key.p[j] : '?';
+            shown[n] = '\0';
+            return rp_errf(eb, RP_BAD_REQUEST, "unknown field '%s'", shown);
+        }
+        if (seen[f]) return rp_errf(eb, RP_BAD_REQUEST, "field '%s' is given twice", names[f]);
+        seen[f] = true;
+        if (kv->val.type != MSGPACK_OBJECT_STR)
+            return rp_errf(eb, RP_BAD_REQUEST, "field '%s' must be a string (got %s)", names[f],
+                           rp_mp_type_name(&kv->val));
+        *outs[f] = (rp_str){kv->val.via.str.ptr, kv->val.via.str.size};
+        rp_err rc = rp_id_check(*outs[f], names[f], eb);
+        if (rc != RP_OK) return rc;
+    }
+    for (int f = 0; f < 2; f++)
+        if (!seen[f]) return rp_errf(eb, RP_BAD_REQUEST, "missing field '%s'", names[f]);
     return RP_OK;
 }
 
@@ -89,6 +136,7 @@ static rp_err record_decode(rp_api_wimport *w, const msgpack_object *o, rec_type
     case REC_CUSTOMER: return rp_customer_decode(o, RP_DEC_WIRE, country, &w->arena, &w->c, eb);
     case REC_EVENT: return rp_event_decode(o, RP_DEC_WIRE, &w->e, eb);
     case REC_ISSUE: return rp_issue_decode_as(o, RP_DEC_WIRE, rp_api_config(w->rq.api)->issue_numbers, &w->is, eb);
+    case REC_ALIAS: return alias_decode(o, &w->alias_id, &w->alias_to, eb);
     }
     return rp_errf(eb, RP_INTERNAL, "unknown record type");
 }
@@ -107,6 +155,7 @@ static rp_err record_apply(rp_api_wimport *w, MDB_txn *txn, rec_type t, rp_errbu
         return rp_store_wappend_event(s, txn, &w->e, w->rq.now, &at, NULL, eb);
     }
     case REC_ISSUE: return rp_store_wput_issue(s, txn, &w->is, w->rq.now, NULL, eb);
+    case REC_ALIAS: return rp_store_wput_alias(s, txn, w->alias_id, w->alias_to, eb);
     }
     return rp_errf(eb, RP_INTERNAL, "unknown record type");
 }
@@ -290,6 +339,7 @@ typedef struct export_page {
     size_t first_n;
     char last[RP_ID_MAX];
     size_t last_n;
+    rp_str alias_of;       /* the customer whose aliases export_alias emits */
     rp_event *evs;         /* one customer's history, newest first */
     uint32_t evcap;
     rp_err rc;
@@ -335,8 +385,20 @@ static rp_err export_history(export_page *pg, rp_str id, uint32_t *n) {
     return RP_OK;
 }
 
+/* One alias of the customer being exported: {type: alias, id, customer_id}. */
+static bool export_alias(rp_str alias, void *arg) {
+    export_page *pg = arg;
+    msgpack_pack_map(&pg->tpk, 2);
+    rp_mp_pack_cstr(&pg->tpk, "id");
+    rp_mp_pack_str(&pg->tpk, alias);
+    rp_mp_pack_cstr(&pg->tpk, "customer_id");
+    rp_mp_pack_str(&pg->tpk, pg->alias_of);
+    return export_emit(pg, "alias");
+}
+
 /* One customer of the scan: its record, its events oldest first, its
- * issues. Returns false to stop (page full, or an error in pg->rc). */
+ * issues, its aliases. Returns false to stop (page full, or an error in
+ * pg->rc). */
 static bool export_customer(const rp_customer *c, void *arg) {
     export_page *pg = arg;
     if (pg->customers >= pg->limit || (pg->customers > 0 && pg->body.size >= pg->budget)) {
@@ -363,6 +425,10 @@ static bool export_customer(const rp_customer *c, void *arg) {
     }
     free(is);
     if (!ok) return false;
+    pg->alias_of = c->id;
+    rp_err arc = rp_store_aliases_of(pg->s, pg->txn, c->id, export_alias, pg, pg->eb);
+    if (arc != RP_OK) pg->rc = arc;
+    if (pg->rc != RP_OK) return false;
     size_t idn = c->id.n < sizeof pg->last ? c->id.n : sizeof pg->last;
     memcpy(pg->last, c->id.p, idn);
     pg->last_n = idn;

@@ -69,10 +69,11 @@ const rp_cli_cmd rp_cli_commands[] = {
      rp_cli_cmd_forget},
     {"merge", "FROM INTO", "fold duplicate customer FROM into INTO (FROM becomes an alias)",
      NULL, rp_cli_cmd_merge},
-    {"import", "FILE | - [--strict] [--allow-skips] [--batch N]", "import NDJSON records (customers, events, issues)",
-     "One JSON object per line with \"type\": \"customer\", \"event\" or \"issue\"\n"
-     "(the format export writes). Through the server in batches of 500 records, or\n"
-     "with --data straight into the data directory in batches of 5,000.\n"
+    {"import", "FILE | - [--strict] [--allow-skips] [--batch N]", "import NDJSON records (customers, events, issues, aliases)",
+     "One JSON object per line with \"type\": \"customer\", \"event\", \"issue\" or\n"
+     "\"alias\" (the format export writes; a customer before its other lines).\n"
+     "Through the server in batches of 500 records, or with --data straight into\n"
+     "the data directory in batches of 5,000.\n"
      "A bad line (invalid JSON, or refused by the server) is reported on stderr with\n"
      "its line number and skipped; the import goes on, then exits 3 if any record\n"
      "was skipped, unless --allow-skips (skipping is intended: exit 0). With\n"
@@ -80,7 +81,7 @@ const rp_cli_cmd rp_cli_commands[] = {
      "imported and nothing after it (exit 3). A UTF-8 BOM opening the file is ignored.\n"
      "A summary (imported, skipped, seconds, records/s) is printed on stderr.",
      rp_cli_cmd_import},
-    {"export", "[FILE | -]", "export every customer with events and issues as NDJSON",
+    {"export", "[FILE | -]", "export every customer with events, issues and aliases as NDJSON",
      "Writes to FILE, or to stdout. export -> import into an empty store -> export\n"
      "gives the same bytes.",
      rp_cli_cmd_export},

@@ -1,7 +1,7 @@
 /* ndjson.c — `rapport import` and `rapport export`: NDJSON in and out.
  *
  * Import reads one JSON object per line (`{"type": "customer" | "event" |
- * "issue", ...}`), has them converted to msgpack with jansson (net/json.h,
+ * "issue" | "alias", ...}`; the api applies them in order), has them converted to msgpack with jansson (net/json.h,
  * with the server's limits) on one thread per core (ndparse.c, which hands
  * the records back in file order) and sends them in batches as the api's `import`
  * operation — to rapportd, or to the api over a data directory opened for

@@ -19,6 +19,12 @@
  * updated later wins (into's on a tie). Aliases that pointed at `from` are
  * re-pointed at `into`, so chains stay one hop long.
  *
+ * put_alias(alias, survivor): the alias a merge leaves, written on its own
+ * (import restores exported aliases). The survivor is resolved first, so
+ * the alias names the canonical customer and chains stay one hop; an id
+ * that is a live customer never becomes an alias; an existing alias may
+ * only be written again unchanged (idempotent, nothing written).
+ *
  * forget(id): deletes the profile, its index entries, its events and issues
  * (range deletes over "id\0"), its event count, and every alias that points
  * at it together with the alias_rev entries — found through alias_rev, so
@@ -358,6 +364,47 @@ fail:
     rp_si_blob_free(&fb);
     rp_si_blob_free(&ib);
     return rc;
+}
+
+/* Every check comes before the first write: ids, the survivor resolved
+ * (copied: the puts below may move the map's pages), alias_id not a
+ * customer, an existing alias the same. Then aliases, then alias_rev. */
+rp_err rp_store_wput_alias(rp_store *s, MDB_txn *txn, rp_str alias_id, rp_str survivor_id,
+                           rp_errbuf *eb) {
+    rp_err rc = rp_id_check(alias_id, "id", eb);
+    if (rc == RP_OK) rc = rp_id_check(survivor_id, "customer_id", eb);
+    if (rc != RP_OK) return rc;
+    char cbuf[RP_ID_MAX];
+    rp_str cid;
+    rp_errbuf reb = {0};
+    rc = rp_si_resolve_copy(s, txn, survivor_id, cbuf, &cid, &reb);
+    if (rc == RP_NOT_FOUND)
+        return rp_errf(eb, RP_NOT_FOUND, "alias target '%.*s' does not exist (import the customer first)",
+                       (int)survivor_id.n, survivor_id.p);
+    if (rc != RP_OK) return rp_errf(eb, rc, "%s", reb.msg);
+    MDB_val ak = rp_si_mval(alias_id.p, alias_id.n), v;
+    int mrc = mdb_get(txn, s->dbi[RP_DB_CUSTOMERS], &ak, &v);
+    if (mrc == 0)
+        return rp_errf(eb, RP_CONFLICT, "id '%.*s' is a customer; it cannot be an alias of '%.*s'",
+                       (int)alias_id.n, alias_id.p, (int)cid.n, cid.p);
+    if (mrc != MDB_NOTFOUND) return rp_si_mdb(eb, mrc, "reading a customer");
+    mrc = mdb_get(txn, s->dbi[RP_DB_ALIASES], &ak, &v);
+    if (mrc == 0) {
+        if (v.mv_size == cid.n && memcmp(v.mv_data, cid.p, cid.n) == 0) return RP_OK;
+        return rp_errf(eb, RP_CONFLICT, "id '%.*s' was merged into '%.*s', not '%.*s'", (int)alias_id.n,
+                       alias_id.p, (int)(v.mv_size <= RP_ID_MAX ? v.mv_size : RP_ID_MAX),
+                       (const char *)v.mv_data, (int)cid.n, cid.p);
+    }
+    if (mrc != MDB_NOTFOUND) return rp_si_mdb(eb, mrc, "reading an alias");
+    assert(!rp_str_eq(alias_id, cid)); /* cid is a customer, alias_id is not */
+    MDB_val cv = rp_si_mval(cid.p, cid.n);
+    mrc = mdb_put(txn, s->dbi[RP_DB_ALIASES], &ak, &cv, 0);
+    if (mrc == 0) {
+        MDB_val ck = rp_si_mval(cid.p, cid.n), av = rp_si_mval(alias_id.p, alias_id.n);
+        mrc = mdb_put(txn, s->dbi[RP_DB_ALIAS_REV], &ck, &av, MDB_NODUPDATA);
+        if (mrc == MDB_KEYEXIST) mrc = 0;
+    }
+    return mrc ? rp_si_mdb(eb, mrc, "recording the alias") : RP_OK;
 }
 
 rp_err rp_store_wforget(rp_store *s, MDB_txn *txn, rp_str id, rp_store_id *canon_out, rp_errbuf *eb) {

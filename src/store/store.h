@@ -160,6 +160,14 @@ rp_err rp_store_scan_customers(rp_store *s, MDB_txn *txn, rp_str after,
                                bool (*fn)(const rp_customer *c, void *arg), void *arg,
                                rp_errbuf *eb);
 
+/* Visit the aliases of canonical customer id (the merged-away ids that
+ * answer as it: alias_rev[id]) in id byte order; fn gets each alias id (a
+ * slice of the map, valid while txn is) and returns false to stop. id is
+ * not resolved: an alias or unknown id has none. Returns RP_OK,
+ * RP_INTERNAL (corrupt alias_rev entry) or a mapped LMDB error. */
+rp_err rp_store_aliases_of(rp_store *s, MDB_txn *txn, rp_str id,
+                           bool (*fn)(rp_str alias, void *arg), void *arg, rp_errbuf *eb);
+
 /* Counts and sizes. Opens its own read transaction. */
 rp_err rp_store_stats_get(rp_store *s, rp_store_stats *out, rp_errbuf *eb);
 
@@ -204,6 +212,20 @@ rp_err rp_store_wforget(rp_store *s, MDB_txn *txn, rp_str id, rp_store_id *canon
 rp_err rp_store_wmerge(rp_store *s, MDB_txn *txn, rp_str from, rp_str into, int64_t now,
                        uint64_t *version_out, rp_store_id *canon_out, rp_errbuf *eb);
 
+/* Record alias_id as a merged-away id of survivor_id, as a merge leaves it
+ * (import restores exported aliases with it). survivor_id is resolved
+ * through aliases, so the stored alias names the canonical customer (chains
+ * stay one hop). aliases[alias_id] and alias_rev[canonical] are written in
+ * txn; nothing else changes (no customer's version or updated_at). An
+ * existing alias to the same canonical customer is RP_OK and writes
+ * nothing (idempotent). Returns RP_OK, RP_BAD_REQUEST (an invalid id),
+ * RP_NOT_FOUND (survivor_id is neither a customer nor an alias: "alias
+ * target 'X' does not exist (import the customer first)"), RP_CONFLICT
+ * (alias_id is a live customer, or already an alias of another customer;
+ * the sentence names it), RP_STORE_FULL, RP_INTERNAL. */
+rp_err rp_store_wput_alias(rp_store *s, MDB_txn *txn, rp_str alias_id, rp_str survivor_id,
+                           rp_errbuf *eb);
+
 /* Append an event (customer must exist; alias resolved). Assigns seq.
  * Trims the customer's oldest events beyond retention_max_events and older
  * than retention_max_age_days before `now`. *at_out gets (ts, seq).
@@ -236,5 +258,6 @@ rp_err rp_store_put_issue(rp_store *s, const rp_issue *i, int64_t now, rp_errbuf
 rp_err rp_store_forget(rp_store *s, rp_str id, rp_errbuf *eb);
 rp_err rp_store_merge(rp_store *s, rp_str from, rp_str into, int64_t now, uint64_t *version_out,
                       rp_errbuf *eb);
+rp_err rp_store_put_alias(rp_store *s, rp_str alias_id, rp_str survivor_id, rp_errbuf *eb);
 
 #endif

@@ -320,6 +320,30 @@ out:
     return rc;
 }
 
+/* MDB_SET_KEY on alias_rev[id], then MDB_NEXT_DUP: the DUPSORT values
+ * come in byte order. O((aliases + 1) log N). */
+rp_err rp_store_aliases_of(rp_store *s, MDB_txn *txn, rp_str id,
+                           bool (*fn)(rp_str alias, void *arg), void *arg, rp_errbuf *eb) {
+    MDB_cursor *cur;
+    int mrc = mdb_cursor_open(txn, s->dbi[RP_DB_ALIAS_REV], &cur);
+    if (mrc) return rp_si_mdb(eb, mrc, "opening an alias cursor");
+    rp_err rc = RP_OK;
+    MDB_val k = rp_si_mval(id.p, id.n), v;
+    mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
+    while (mrc == 0) {
+        if (v.mv_size == 0 || v.mv_size > RP_ID_MAX) {
+            rc = rp_errf(eb, RP_INTERNAL, "corrupt alias_rev entry of '%.*s'", (int)id.n, id.p);
+            goto out;
+        }
+        if (!fn(rp_si_vstr(&v), arg)) goto out;
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP);
+    }
+    if (mrc != MDB_NOTFOUND) rc = rp_si_mdb(eb, mrc, "reading aliases");
+out:
+    mdb_cursor_close(cur);
+    return rc;
+}
+
 /* ---- reading what a writer is about to change (store_int.h) ---- */
 
 rp_err rp_si_resolve_copy(rp_store *s, MDB_txn *txn, rp_str id, char buf[RP_ID_MAX], rp_str *out,

@@ -92,3 +92,18 @@ rp_err rp_store_merge(rp_store *s, rp_str from, rp_str into, int64_t now, uint64
     return rp_store_write(s, merge_fn, &a, eb);
 }
 
+
+typedef struct alias_arg {
+    rp_store *s;
+    rp_str alias_id, survivor_id;
+} alias_arg;
+
+static rp_err alias_fn(MDB_txn *txn, void *arg, rp_errbuf *eb) {
+    alias_arg *a = arg;
+    return rp_store_wput_alias(a->s, txn, a->alias_id, a->survivor_id, eb);
+}
+
+rp_err rp_store_put_alias(rp_store *s, rp_str alias_id, rp_str survivor_id, rp_errbuf *eb) {
+    alias_arg a = {s, alias_id, survivor_id};
+    return rp_store_write(s, alias_fn, &a, eb);
+}
