@@ -1021,7 +1021,7 @@ static size_t assert_no_trace(rp_store *s, const char *const *needles, size_t nn
         nnames++;
     }
     mdb_cursor_close(cur);
-    assert_int_equal(nnames, 10);
+    assert_int_equal(nnames, 11);
     size_t entries = 0;
     for (int d = 0; d < nnames; d++) {
         MDB_dbi dbi;
@@ -1275,7 +1275,7 @@ typedef struct sub_item {
 
 static rp_err sub_fn(MDB_txn *txn, void *arg, rp_errbuf *eb) {
     sub_item *it = arg;
-    return rp_store_wappend_event(it->s, txn, &it->e, NOW, NULL, NULL, eb);
+    return rp_store_wappend_event(it->s, txn, &it->e, NOW, NULL, NULL, NULL, eb);
 }
 
 static void sub_done(void *arg, rp_err rc, const rp_errbuf *eb) {
