@@ -99,7 +99,8 @@ void rp_issue_encode(msgpack_packer *pk, const rp_issue *i, unsigned enc);
  * Return RP_OK, RP_TOO_LARGE (a count or a length over its limit) or
  * RP_BAD_REQUEST (a missing or malformed field). O(fields). */
 rp_err rp_customer_check(const rp_customer *c, rp_errbuf *eb);
-/* Event: ts >= 0, a channel, a kind, a valid outcome and sentiment; the
+/* Event: ts >= 0, a channel, a kind, a valid outcome and sentiment, ids
+ * (issue_id, event_id) when set; the
  * customer_id and seq are not checked (the store sets them). */
 rp_err rp_event_check(const rp_event *e, rp_errbuf *eb);
 /* Issue: issue_id, status, severity and lengths; customer_id is not
