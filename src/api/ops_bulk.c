@@ -18,8 +18,17 @@
  * target 'X' does not exist (import the customer first)"), which export's
  * order guarantees.
  *
+ * Events are idempotent (rp_store_wappend_event): an event whose event_id
+ * the customer has, or one without an event_id whose exact bytes are at
+ * the (ts, seq) it carries, stores nothing; it counts as imported (it is
+ * in the store, as asked) and also in `duplicates`. An exported event
+ * carries its seq and is stored at that (ts, seq) when the key is free, so
+ * re-importing an export changes nothing and importing it into an empty
+ * store gives the same keys.
+ *
  * export {after?, limit?} walks customers in id order from `after` and
- * emits, per customer, the customer record, its events oldest to newest,
+ * emits, per customer, the customer record, its events oldest to newest
+ * (each with its `seq`, so the (ts, seq) that identifies it goes along),
  * its issues and its aliases (in id order) — the NDJSON line objects with
  * their "type". A customer's aliases always follow it on the same page, so
  * a streamed import meets the survivor first. A page stops at
@@ -63,6 +72,7 @@ typedef struct rp_api_wimport {
     const msgpack_object *records; /* the array, inside the request's copy */
     bool strict;
     uint32_t imported, skipped;
+    uint32_t duplicates;           /* of imported: events already stored, nothing written */
     import_err *errs;              /* the first RP_IMPORT_ERRORS_MAX failures (owned) */
     uint32_t nerrs;
     rp_customer c;                 /* scratch: the record being decoded */
@@ -141,8 +151,10 @@ static rp_err record_decode(rp_api_wimport *w, const msgpack_object *o, rec_type
     return rp_errf(eb, RP_INTERNAL, "unknown record type");
 }
 
-/* Apply one decoded record inside txn. */
-static rp_err record_apply(rp_api_wimport *w, MDB_txn *txn, rec_type t, rp_errbuf *eb) {
+/* Apply one decoded record inside txn. *dup: an event that was already
+ * stored (same event_id, or the same event at the (ts, seq) it carries). */
+static rp_err record_apply(rp_api_wimport *w, MDB_txn *txn, rec_type t, bool *dup, rp_errbuf *eb) {
+    *dup = false;
     rp_store *s = rp_api_store(w->rq.api);
     switch (t) {
     case REC_CUSTOMER: {
@@ -152,7 +164,7 @@ static rp_err record_apply(rp_api_wimport *w, MDB_txn *txn, rec_type t, rp_errbu
     }
     case REC_EVENT: {
         rp_cursor at;
-        return rp_store_wappend_event(s, txn, &w->e, w->rq.now, &at, NULL, eb);
+        return rp_store_wappend_event(s, txn, &w->e, w->rq.now, &at, dup, NULL, eb);
     }
     case REC_ISSUE: return rp_store_wput_issue(s, txn, &w->is, w->rq.now, NULL, eb);
     case REC_ALIAS: return rp_store_wput_alias(s, txn, w->alias_id, w->alias_to, eb);
@@ -175,8 +187,9 @@ static void import_note(rp_api_wimport *w, uint32_t index, rp_err code, const rp
     snprintf(e->msg, sizeof e->msg, "%s", eb->msg[0] ? eb->msg : rp_err_text(code));
 }
 
-/* Run one record in a child transaction of txn. */
-static rp_err import_one(rp_api_wimport *w, MDB_txn *txn, const msgpack_object *o, rp_errbuf *eb) {
+/* Run one record in a child transaction of txn; *dup as record_apply. */
+static rp_err import_one(rp_api_wimport *w, MDB_txn *txn, const msgpack_object *o, bool *dup,
+                         rp_errbuf *eb) {
     rec_type t;
     rp_err rc = record_decode(w, o, &t, eb);
     if (rc != RP_OK) return rc;
@@ -185,7 +198,7 @@ static rp_err import_one(rp_api_wimport *w, MDB_txn *txn, const msgpack_object *
     if (mrc != 0)
         return rp_errf(eb, rp_err_from_mdb(mrc) == RP_OK ? RP_INTERNAL : rp_err_from_mdb(mrc),
                        "import: cannot begin a nested transaction: %s", mdb_strerror(mrc));
-    rc = record_apply(w, child, t, eb);
+    rc = record_apply(w, child, t, dup, eb);
     if (rc != RP_OK) {
         mdb_txn_abort(child);
         return rc;
@@ -208,18 +221,22 @@ static rp_err import_fast(rp_api_wimport *w, MDB_txn *txn) {
     const msgpack_object *recs = w->records;
     MDB_txn *child;
     if (mdb_txn_begin(rp_store_env(rp_api_store(w->rq.api)), txn, 0, &child) != 0) return RP_UNAVAILABLE;
+    uint32_t dups = 0;
     for (uint32_t i = 0; i < recs->via.array.size; i++) {
         rp_errbuf reb = {0};
         rec_type t;
+        bool dup = false;
         rp_err rc = record_decode(w, &recs->via.array.ptr[i], &t, &reb);
-        if (rc == RP_OK) rc = record_apply(w, child, t, &reb);
+        if (rc == RP_OK) rc = record_apply(w, child, t, &dup, &reb);
         if (rc != RP_OK) {
             mdb_txn_abort(child);
             return rc;
         }
+        dups += dup;
     }
     if (mdb_txn_commit(child) != 0) return RP_UNAVAILABLE;
     w->imported = recs->via.array.size;
+    w->duplicates = dups;
     return RP_OK;
 }
 
@@ -228,14 +245,16 @@ static rp_err import_fast(rp_api_wimport *w, MDB_txn *txn) {
  * is skipped (or, strict, refuses the batch) without losing the others. */
 static rp_err apply_import(rp_api_write *hw, MDB_txn *txn, rp_errbuf *eb) {
     rp_api_wimport *w = RP_API_WOP(rp_api_wimport, hw);
-    w->imported = w->skipped = w->nerrs = 0; /* the writer may run us again */
+    w->imported = w->skipped = w->nerrs = w->duplicates = 0; /* the writer may run us again */
     if (import_fast(w, txn) == RP_OK) return RP_OK;
     const msgpack_object *recs = w->records;
     for (uint32_t i = 0; i < recs->via.array.size; i++) {
         rp_errbuf reb = {0};
-        rp_err rc = import_one(w, txn, &recs->via.array.ptr[i], &reb);
+        bool dup = false;
+        rp_err rc = import_one(w, txn, &recs->via.array.ptr[i], &dup, &reb);
         if (rc == RP_OK) {
             w->imported++;
+            w->duplicates += dup;
             continue;
         }
         if (systemic(rc))
@@ -248,10 +267,10 @@ static rp_err apply_import(rp_api_write *hw, MDB_txn *txn, rp_errbuf *eb) {
     return RP_OK;
 }
 
-/* {imported, skipped, errors[, errors_truncated]}. */
+/* {imported, skipped, errors, duplicates[, errors_truncated]}. */
 static void pack_import_result(msgpack_packer *pk, const rp_api_wimport *st) {
     bool truncated = st->nerrs < st->skipped;
-    msgpack_pack_map(pk, 3 + (truncated ? 1 : 0));
+    msgpack_pack_map(pk, 4 + (truncated ? 1 : 0));
     rp_api_kv_uint(pk, "imported", st->imported);
     rp_api_kv_uint(pk, "skipped", st->skipped);
     rp_mp_pack_cstr(pk, "errors");
@@ -262,6 +281,7 @@ static void pack_import_result(msgpack_packer *pk, const rp_api_wimport *st) {
         rp_api_kv_str(pk, "code", rp_str_c(rp_err_code(st->errs[i].code)));
         rp_api_kv_str(pk, "message", rp_str_c(st->errs[i].msg));
     }
+    rp_api_kv_uint(pk, "duplicates", st->duplicates);
     if (truncated) rp_api_kv_bool(pk, "errors_truncated", true);
 }
 
@@ -318,7 +338,7 @@ static const rp_api_wdesc wdesc_import = {
 };
 
 /* import {records, strict?} -> {imported, skipped, errors: [{index, code,
- * message}]}. */
+ * message}], duplicates}. */
 void rp_op_import(rp_api_req *rq, const msgpack_object *params) {
     rp_api_write_run(rq, params, &wdesc_import);
 }
@@ -410,7 +430,7 @@ static bool export_customer(const rp_customer *c, void *arg) {
     uint32_t n;
     if ((pg->rc = export_history(pg, c->id, &n)) != RP_OK) return false;
     for (uint32_t i = n; i-- > 0;) {
-        rp_event_encode(&pg->tpk, &pg->evs[i], RP_ENC_WIRE);
+        rp_event_encode(&pg->tpk, &pg->evs[i], RP_ENC_WIRE | RP_ENC_SEQ);
         if (!export_emit(pg, "event")) return false;
     }
     rp_issue *is = NULL;

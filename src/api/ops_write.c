@@ -492,6 +492,7 @@ typedef struct rp_api_wmerge {
     rp_str id;        /* `from`: the customer folded away */
     rp_str other;     /* `into`: the survivor */
     uint64_t version; /* outcome */
+    uint32_t dropped; /* outcome: from's events whose event_id into had */
 } rp_api_wmerge;
 
 /* Caller's thread: {from, into}. */
@@ -508,15 +509,19 @@ static rp_err apply_customer_merge(rp_api_write *hw, MDB_txn *txn, rp_errbuf *eb
     rp_api_wmerge *w = RP_API_WOP(rp_api_wmerge, hw);
     rp_store_id canon;
     rp_err rc = rp_store_wmerge(rp_api_store(w->rq.api), txn, w->id, w->other, w->rq.now,
-                                &w->version, &canon, eb);
+                                &w->version, &w->dropped, &canon, eb);
     if (rc != RP_OK) return rc;
     rp_api_write_set_canon(w, rp_store_id_str(&canon));
     return RP_OK;
 }
 
-/* Result {id (the survivor), version}. */
+/* Result {id (the survivor), version, duplicate_events}. */
 static void result_customer_merge(rp_api_write *hw, msgpack_packer *pk) {
-    pack_id_version(pk, hw, RP_API_WOP(rp_api_wmerge, hw)->version);
+    rp_api_wmerge *w = RP_API_WOP(rp_api_wmerge, hw);
+    msgpack_pack_map(pk, 3);
+    rp_api_kv_str(pk, "id", write_canon(hw));
+    rp_api_kv_uint(pk, "version", w->version);
+    rp_api_kv_uint(pk, "duplicate_events", w->dropped);
 }
 
 static const rp_api_wdesc wdesc_customer_merge = {
@@ -527,7 +532,7 @@ static const rp_api_wdesc wdesc_customer_merge = {
     .result = result_customer_merge,
 };
 
-/* customer.merge {from, into} -> {id (the survivor), version}. */
+/* customer.merge {from, into} -> {id (the survivor), version, duplicate_events}. */
 void rp_op_customer_merge(rp_api_req *rq, const msgpack_object *params) {
     rp_api_write_run(rq, params, &wdesc_customer_merge);
 }
@@ -538,6 +543,7 @@ typedef struct rp_api_wappend {
     RP_API_WRITE_FIELDS
     rp_event e;    /* slices into block */
     rp_cursor at;  /* outcome: where it was stored */
+    bool dup;      /* outcome: its event_id was already stored; nothing written */
 } rp_api_wappend;
 
 /* Caller's thread: {event}. */
@@ -546,7 +552,10 @@ static rp_err decode_event_append(rp_api_write *hw, const char **what, rp_errbuf
     msgpack_object *ev;
     if ((ev = param_map(hw, "event", eb)) == NULL) return RP_BAD_REQUEST;
     *what = "event";
-    return rp_event_decode(ev, RP_DEC_WIRE, &w->e, eb);
+    rp_err rc = rp_event_decode(ev, RP_DEC_WIRE, &w->e, eb);
+    if (rc == RP_OK && w->e.has_seq) /* the store numbers appended events; import restores them */
+        return rp_errf(eb, RP_BAD_REQUEST, "field 'seq' is set by the store (only import takes it)");
+    return rc;
 }
 
 /* Writer thread: append the event. */
@@ -554,22 +563,24 @@ static rp_err apply_event_append(rp_api_write *hw, MDB_txn *txn, rp_errbuf *eb) 
     rp_api_wappend *w = RP_API_WOP(rp_api_wappend, hw);
     rp_store_id canon;
     rp_err rc = rp_store_wappend_event(rp_api_store(w->rq.api), txn, &w->e, w->rq.now, &w->at,
-                                       &canon, eb);
+                                       &w->dup, &canon, eb);
     if (rc != RP_OK) return rc;
     rp_api_write_set_canon(w, rp_store_id_str(&canon));
     return RP_OK;
 }
 
-/* Result {customer_id, ts, seq, cursor}. */
+/* Result {customer_id, ts, seq, cursor, duplicate}: the stored event's
+ * place, the earlier one's when duplicate. */
 static void result_event(rp_api_write *hw, msgpack_packer *pk) {
     rp_api_wappend *w = RP_API_WOP(rp_api_wappend, hw);
     char cur[32];
     rp_cursor_format(&w->at, cur);
-    msgpack_pack_map(pk, 4);
+    msgpack_pack_map(pk, 5);
     rp_api_kv_str(pk, "customer_id", write_canon(hw));
     rp_api_kv_int(pk, "ts", w->at.ts);
     rp_api_kv_uint(pk, "seq", w->at.seq);
     rp_api_kv_str(pk, "cursor", rp_str_c(cur));
+    rp_api_kv_bool(pk, "duplicate", w->dup);
 }
 
 static const rp_api_wdesc wdesc_event_append = {
@@ -580,7 +591,7 @@ static const rp_api_wdesc wdesc_event_append = {
     .result = result_event,
 };
 
-/* event.append {event} -> {customer_id, ts, seq, cursor}. */
+/* event.append {event} -> {customer_id, ts, seq, cursor, duplicate}. */
 void rp_op_event_append(rp_api_req *rq, const msgpack_object *params) {
     rp_api_write_run(rq, params, &wdesc_event_append);
 }

@@ -542,7 +542,8 @@ rp_err rp_event_check(const rp_event *e, rp_errbuf *eb) {
         (rc = check_len(e->agent, 0, RP_TOKEN_MAX, "agent", eb)) != RP_OK ||
         (rc = check_len(e->summary, 0, RP_SUMMARY_MAX, "summary", eb)) != RP_OK)
         return rc;
-    if (e->issue_id.n > 0) return rp_id_check(e->issue_id, "issue_id", eb);
+    if (e->issue_id.n > 0 && (rc = rp_id_check(e->issue_id, "issue_id", eb)) != RP_OK) return rc;
+    if (e->event_id.n > 0) return rp_id_check(e->event_id, "event_id", eb);
     return RP_OK;
 }
 
@@ -679,11 +680,11 @@ rp_err rp_customer_patch(rp_customer *c, const msgpack_object *patch, const char
 
 enum {
     EF_CUSTOMER_ID, EF_TS, EF_CHANNEL, EF_KIND, EF_TOPIC, EF_SUMMARY, EF_OUTCOME, EF_SENTIMENT,
-    EF_AGENT, EF_ISSUE_ID, EF__COUNT
+    EF_AGENT, EF_ISSUE_ID, EF_EVENT_ID, EF_SEQ, EF__COUNT
 };
 static const char *const event_names[EF__COUNT] = {
     "customer_id", "ts", "channel", "kind", "topic", "summary", "outcome", "sentiment", "agent",
-    "issue_id",
+    "issue_id", "event_id", "seq",
 };
 
 /* Parse one event field into rec (an rp_event). */
@@ -711,6 +712,16 @@ static rp_err event_field(const dec *d, int f, const msgpack_object *v, void *re
     case EF_SENTIMENT: return get_sentiment(d, v, e);
     case EF_AGENT: return get_text(d, v, nm, RP_TOKEN_MAX, &e->agent);
     case EF_ISSUE_ID: return get_id(d, v, nm, &e->issue_id);
+    case EF_EVENT_ID: return get_id(d, v, nm, &e->event_id);
+    case EF_SEQ: {
+        /* The key holds a stored event's seq: a stored value never has one. */
+        if (d->mode == RP_DEC_STORED || v->type == MSGPACK_OBJECT_NIL) return RP_OK;
+        uint64_t u = 0;
+        rc = get_uint(d, v, nm, UINT32_MAX, &u);
+        e->seq = (uint32_t)u;
+        e->has_seq = rc == RP_OK;
+        return rc;
+    }
     }
     return dec_fail(d, RP_INTERNAL, "event field %d has no parser", f);
 }
@@ -1001,13 +1012,18 @@ void rp_customer_encode(msgpack_packer *pk, const rp_customer *c, unsigned enc) 
 
 void rp_event_encode(msgpack_packer *pk, const rp_event *e, unsigned enc) {
     bool wire = (enc & RP_ENC_STORED) == 0;
+    bool seq = wire && (enc & RP_ENC_SEQ) != 0;
     size_t n = 3 + (wire ? 2 : 0); /* channel, kind, outcome [, customer_id, ts] */
-    n += (e->topic.n > 0) + (e->summary.n > 0) + e->has_sentiment + (e->agent.n > 0) +
-         (e->issue_id.n > 0);
+    n += seq + (e->topic.n > 0) + (e->summary.n > 0) + e->has_sentiment + (e->agent.n > 0) +
+         (e->issue_id.n > 0) + (e->event_id.n > 0);
     msgpack_pack_map(pk, n);
     if (wire) {
         kv_str(pk, "customer_id", e->customer_id);
         kv_int(pk, "ts", e->ts);
+    }
+    if (seq) {
+        rp_mp_pack_cstr(pk, "seq");
+        msgpack_pack_uint32(pk, e->seq);
     }
     rp_mp_pack_cstr(pk, "channel");
     rp_mp_pack_cstr(pk, rp_channel_name(e->channel));
@@ -1022,6 +1038,7 @@ void rp_event_encode(msgpack_packer *pk, const rp_event *e, unsigned enc) {
     }
     kv_opt(pk, "agent", e->agent);
     kv_opt(pk, "issue_id", e->issue_id);
+    kv_opt(pk, "event_id", e->event_id);
 }
 
 void rp_issue_encode(msgpack_packer *pk, const rp_issue *is, unsigned enc) {

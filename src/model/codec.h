@@ -33,6 +33,8 @@ typedef enum rp_dec_mode { RP_DEC_WIRE = 0, RP_DEC_STORED = 1 } rp_dec_mode;
 /* Encoding variants. */
 #define RP_ENC_WIRE 0u   /* every field, for clients */
 #define RP_ENC_STORED 1u /* without the fields held by the record's key */
+#define RP_ENC_SEQ 2u    /* events, with RP_ENC_WIRE: also `seq` (export: what
+                            identifies an event without an event_id) */
 
 /* Customer. On RP_DEC_WIRE, `id` is required; version/updated_at are
  * accepted (an export round-trips) and the store decides what to keep.
@@ -50,9 +52,13 @@ rp_err rp_customer_patch(rp_customer *c, const msgpack_object *patch, const char
                          rp_arena *arena, rp_errbuf *eb);
 
 /* Event. RP_DEC_WIRE requires customer_id, ts, channel, kind; topic,
- * summary, outcome (default none), sentiment, agent, issue_id optional.
- * RP_DEC_STORED fills the fields in the value only; the caller sets
- * customer_id, ts and seq from the key. */
+ * summary, outcome (default none), sentiment, agent, issue_id, event_id
+ * (an id) optional; `seq` (0..2^32-1) sets seq and has_seq — only import
+ * takes it (an exported event), and event.append refuses it.
+ * RP_DEC_STORED fills the fields in the value only (a `seq` there is
+ * ignored); the caller sets customer_id, ts and seq from the key.
+ * rp_event_encode writes event_id last and only when set, so events
+ * without one keep their bytes; `seq` only with RP_ENC_SEQ. */
 rp_err rp_event_decode(const msgpack_object *o, rp_dec_mode mode, rp_event *out, rp_errbuf *eb);
 void rp_event_encode(msgpack_packer *pk, const rp_event *e, unsigned enc);
 
@@ -93,7 +99,8 @@ void rp_issue_encode(msgpack_packer *pk, const rp_issue *i, unsigned enc);
  * Return RP_OK, RP_TOO_LARGE (a count or a length over its limit) or
  * RP_BAD_REQUEST (a missing or malformed field). O(fields). */
 rp_err rp_customer_check(const rp_customer *c, rp_errbuf *eb);
-/* Event: ts >= 0, a channel, a kind, a valid outcome and sentiment; the
+/* Event: ts >= 0, a channel, a kind, a valid outcome and sentiment, ids
+ * (issue_id, event_id) when set; the
  * customer_id and seq are not checked (the store sets them). */
 rp_err rp_event_check(const rp_event *e, rp_errbuf *eb);
 /* Issue: issue_id, status, severity and lengths; customer_id is not

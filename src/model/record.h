@@ -136,8 +136,10 @@ typedef struct rp_event {
     rp_str customer_id;
     int64_t ts; /* unix seconds, >= 0 */
     uint32_t seq; /* tie-breaker among events of one customer at one ts (store-assigned) */
+    bool has_seq; /* seq was given (an exported event being imported; wire only) */
     rp_channel channel;
     rp_str kind, topic, summary, agent, issue_id;
+    rp_str event_id; /* the source system's id of the event (an id); {NULL, 0}: none */
     rp_outcome outcome;
     bool has_sentiment;
     double sentiment; /* -1.0 .. 1.0 when has_sentiment */

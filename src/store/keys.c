@@ -34,6 +34,14 @@ size_t rp_keys_issue(char out[RP_KEYS_ISSUE_MAX], rp_str id, rp_str issue_id) {
     return n + issue_id.n;
 }
 
+/* id 0x00 event_id: the same shape as an issues key, in its own database. */
+size_t rp_keys_evid(char out[RP_KEYS_EVID_MAX], rp_str id, rp_str event_id) {
+    assert(event_id.n > 0 && event_id.n <= RP_ID_MAX);
+    size_t n = rp_keys_prefix(out, id);
+    memcpy(out + n, event_id.p, event_id.n);
+    return n + event_id.n;
+}
+
 /* memcmp of the first n bytes, after a length check. */
 bool rp_keys_has_prefix(const MDB_val *k, const char *prefix, size_t n) {
     return k->mv_size >= n && memcmp(k->mv_data, prefix, n) == 0;

@@ -8,6 +8,7 @@
  *
  *   events: id 0x00 ts(8 bytes BE) seq(4 bytes BE)
  *   issues: id 0x00 issue_id
+ *   evids:  id 0x00 event_id          value: ts(8 bytes BE) seq(4 bytes BE)
  *   evcount values and the meta schema value: u32 little-endian
  *
  * Functions here only lay out bytes: they never touch LMDB and never fail;
@@ -26,6 +27,7 @@
 #define RP_KEYS_PREFIX_MAX (RP_ID_MAX + 1)
 #define RP_KEYS_EVENT_MAX (RP_ID_MAX + 1 + 8 + 4)
 #define RP_KEYS_ISSUE_MAX (RP_ID_MAX + 1 + RP_ID_MAX)
+#define RP_KEYS_EVID_MAX (RP_ID_MAX + 1 + RP_ID_MAX)
 
 /* Write "id\0" into out. Returns its length (id.n + 1). */
 size_t rp_keys_prefix(char out[RP_KEYS_PREFIX_MAX], rp_str id);
@@ -36,6 +38,9 @@ size_t rp_keys_event(char out[RP_KEYS_EVENT_MAX], rp_str id, int64_t ts, uint32_
 
 /* Write the issues key of (id, issue_id) into out. Returns its length. */
 size_t rp_keys_issue(char out[RP_KEYS_ISSUE_MAX], rp_str id, rp_str issue_id);
+
+/* Write the evids key of (id, event_id) into out. Returns its length. */
+size_t rp_keys_evid(char out[RP_KEYS_EVID_MAX], rp_str id, rp_str event_id);
 
 /* Does key k start with the n bytes of prefix? */
 bool rp_keys_has_prefix(const MDB_val *k, const char *prefix, size_t n);

@@ -14,7 +14,10 @@
  * validates, versions, reindexes (from's identities now name `into`) and
  * puts it. Events are re-keyed under
  * `into` one by one, keeping their (ts, seq) unless `into` already has that
- * key, in which case they get the next free seq at that ts; issues keep
+ * key, in which case they get the next free seq at that ts — except an
+ * event whose event_id `into` already has: that is the same source event
+ * stored under both duplicates, so from's copy is dropped (into's stays)
+ * and counted; issues keep
  * their issue_id, and when both customers have the same issue_id the one
  * updated later wins (into's on a tie). Aliases that pointed at `from` are
  * re-pointed at `into`, so chains stay one hop long.
@@ -25,9 +28,9 @@
  * that is a live customer never becomes an alias; an existing alias may
  * only be written again unchanged (idempotent, nothing written).
  *
- * forget(id): deletes the profile, its index entries, its events and issues
- * (range deletes over "id\0"), its event count, and every alias that points
- * at it together with the alias_rev entries — found through alias_rev, so
+ * forget(id): deletes the profile, its index entries, its events, issues
+ * and event_id entries (range deletes over "id\0"), its event count, and
+ * every alias that points at it together with the alias_rev entries — found through alias_rev, so
  * no scan of `aliases` is needed.
  *
  * Cost: O((identities + events + issues + aliases) log N) for both.
@@ -108,10 +111,40 @@ static rp_err unindex(rp_store *s, MDB_txn *txn, const rp_customer *f, rp_str fi
     return RP_OK;
 }
 
+/* Move one event of fid, value val[0..vn), to iid at (ts, seq) or, when
+ * iid has that key, the next free seq at ts; index its event_id (evid,
+ * en > 0) under iid. Then delete the old key ok. */
+static rp_err move_event(rp_store *s, MDB_txn *txn, rp_str iid, int64_t ts, uint32_t seq,
+                         const char *val, size_t vn, rp_str evid, const char *ok, size_t okn,
+                         rp_errbuf *eb) {
+    MDB_dbi dbi = s->dbi[RP_DB_EVENTS];
+    char nk[RP_KEYS_EVENT_MAX];
+    size_t nkn = rp_keys_event(nk, iid, ts, seq);
+    MDB_val nkv = rp_si_mval(nk, nkn), nv = rp_si_mval(val, vn);
+    int mrc = mdb_put(txn, dbi, &nkv, &nv, MDB_NOOVERWRITE);
+    if (mrc == MDB_KEYEXIST) {
+        rp_err rc = rp_si_event_next_seq(s, txn, iid, ts, &seq, eb);
+        if (rc != RP_OK) return rc;
+        nkn = rp_keys_event(nk, iid, ts, seq);
+        nkv = rp_si_mval(nk, nkn);
+        nv = rp_si_mval(val, vn);
+        mrc = mdb_put(txn, dbi, &nkv, &nv, MDB_NOOVERWRITE);
+    }
+    if (mrc == 0) {
+        MDB_val okv = rp_si_mval(ok, okn);
+        mrc = mdb_del(txn, dbi, &okv, NULL);
+    }
+    if (mrc) return rp_si_mdb(eb, mrc, "moving an event");
+    return evid.n > 0 ? rp_si_evid_put(s, txn, iid, evid, ts, seq, eb) : RP_OK;
+}
+
 /* Re-key fid's events under iid, oldest first. The value is copied before
- * the put (the put may invalidate it). *moved gets the number moved. */
+ * the put (the put may invalidate it). An event whose event_id iid already
+ * has is dropped (iid's copy stays). *moved gets the number moved,
+ * *dropped the number dropped. fid's evids entries are left for the caller
+ * to delete. */
 static rp_err move_events(rp_store *s, MDB_txn *txn, rp_str fid, rp_str iid, uint32_t *moved,
-                          rp_errbuf *eb) {
+                          uint32_t *dropped, rp_errbuf *eb) {
     char fp[RP_KEYS_PREFIX_MAX];
     size_t fpn = rp_keys_prefix(fp, fid);
     MDB_dbi dbi = s->dbi[RP_DB_EVENTS];
@@ -121,7 +154,7 @@ static rp_err move_events(rp_store *s, MDB_txn *txn, rp_str fid, rp_str iid, uin
     rp_err rc = RP_OK;
     char *val = NULL;
     size_t cap = 0;
-    *moved = 0;
+    *moved = *dropped = 0;
     for (;;) {
         MDB_val k = rp_si_mval(fp, fpn), v;
         mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
@@ -147,27 +180,26 @@ static rp_err move_events(rp_store *s, MDB_txn *txn, rp_str fid, rp_str iid, uin
         }
         size_t vn = v.mv_size;
         if (vn) memcpy(val, v.mv_data, vn);
-        char nk[RP_KEYS_EVENT_MAX], ok[RP_KEYS_EVENT_MAX];
-        size_t nkn = rp_keys_event(nk, iid, ts, seq), okn = rp_keys_event(ok, fid, ts, seq);
-        MDB_val nkv = rp_si_mval(nk, nkn), nv = rp_si_mval(val, vn);
-        mrc = mdb_put(txn, dbi, &nkv, &nv, MDB_NOOVERWRITE);
-        if (mrc == MDB_KEYEXIST) {
-            uint32_t ns;
-            rc = rp_si_event_next_seq(s, txn, iid, ts, &ns, eb);
-            if (rc != RP_OK) goto out;
-            nkn = rp_keys_event(nk, iid, ts, ns);
-            nkv = rp_si_mval(nk, nkn);
-            nv = rp_si_mval(val, vn);
-            mrc = mdb_put(txn, dbi, &nkv, &nv, MDB_NOOVERWRITE);
-        }
-        if (mrc == 0) {
+        char ebuf[RP_ID_MAX], ok[RP_KEYS_EVENT_MAX];
+        size_t en, okn = rp_keys_event(ok, fid, ts, seq);
+        rc = rp_si_event_value_evid(&v, ebuf, &en, eb);
+        if (rc != RP_OK) goto out;
+        rp_str evid = {ebuf, en};
+        rp_cursor there;
+        rc = en > 0 ? rp_si_evid_get(s, txn, iid, evid, &there, eb) : RP_NOT_FOUND;
+        if (rc == RP_OK) { /* into has it already: drop from's copy */
             MDB_val okv = rp_si_mval(ok, okn);
             mrc = mdb_del(txn, dbi, &okv, NULL);
+            if (mrc) {
+                rc = rp_si_mdb(eb, mrc, "dropping a duplicate event");
+                goto out;
+            }
+            (*dropped)++;
+            continue;
         }
-        if (mrc) {
-            rc = rp_si_mdb(eb, mrc, "moving an event");
-            goto out;
-        }
+        if (rc != RP_NOT_FOUND) goto out;
+        rc = move_event(s, txn, iid, ts, seq, val, vn, evid, ok, okn, eb);
+        if (rc != RP_OK) goto out;
         (*moved)++;
     }
 out:
@@ -304,11 +336,16 @@ static rp_err merge_plan(rp_store *s, MDB_txn *txn, rp_str fid, rp_str iid, rp_s
     return rc;
 }
 
-/* Move fid's events and issues under iid, set both event counts, trim. */
+/* Move fid's events and issues under iid, drop fid's evids entries, set
+ * both event counts, trim. *dropped gets the duplicate events dropped. */
 static rp_err merge_history(rp_store *s, MDB_txn *txn, rp_str fid, rp_str iid, uint32_t icount,
-                            int64_t now, rp_errbuf *eb) {
+                            int64_t now, uint32_t *dropped, rp_errbuf *eb) {
     uint32_t moved = 0;
-    rp_err rc = move_events(s, txn, fid, iid, &moved, eb);
+    rp_err rc = move_events(s, txn, fid, iid, &moved, dropped, eb);
+    if (rc != RP_OK) return rc;
+    char fp[RP_KEYS_PREFIX_MAX];
+    size_t fpn = rp_keys_prefix(fp, fid);
+    rc = rp_si_delete_prefix(s, txn, RP_DB_EVIDS, fp, fpn, NULL, eb);
     if (rc != RP_OK) return rc;
     if (moved > UINT32_MAX - icount) /* evcount disagreed with the events */
         return rp_errf(eb, RP_INTERNAL, "event count of '%.*s' is corrupt", (int)fid.n, fid.p);
@@ -339,7 +376,8 @@ static rp_err merge_alias(rp_store *s, MDB_txn *txn, rp_str fid, rp_str iid, rp_
  * one customer write (which indexes from's identities under into); the
  * alias. */
 rp_err rp_store_wmerge(rp_store *s, MDB_txn *txn, rp_str from, rp_str into, int64_t now,
-                       uint64_t *version_out, rp_store_id *canon_out, rp_errbuf *eb) {
+                       uint64_t *version_out, uint32_t *dropped_out, rp_store_id *canon_out,
+                       rp_errbuf *eb) {
     char fbuf[RP_ID_MAX], ibuf[RP_ID_MAX];
     rp_str fid, iid;
     rp_err rc = rp_si_resolve_copy(s, txn, from, fbuf, &fid, eb);
@@ -350,16 +388,17 @@ rp_err rp_store_wmerge(rp_store *s, MDB_txn *txn, rp_str from, rp_str into, int6
                        from.p, (int)into.n, into.p);
     rp_si_blob fb = {0}, ib = {0};
     rp_customer f, m;
-    uint32_t fcount = 0, icount = 0;
+    uint32_t fcount = 0, icount = 0, dropped = 0;
     rc = merge_plan(s, txn, fid, iid, &fb, &f, &ib, &m, &fcount, &icount, eb);
     if (rc != RP_OK) goto fail;
     rc = unindex(s, txn, &f, fid, eb);
-    if (rc == RP_OK) rc = merge_history(s, txn, fid, iid, icount, now, eb);
+    if (rc == RP_OK) rc = merge_history(s, txn, fid, iid, icount, now, &dropped, eb);
     if (rc != RP_OK) goto fail;
     rp_put_opts po = {.now = now};
     rc = rp_si_customer_write(s, txn, &m, &po, version_out, eb);
     if (rc == RP_OK) rc = merge_alias(s, txn, fid, iid, eb);
     if (rc == RP_OK) rp_si_id_out(canon_out, iid);
+    if (rc == RP_OK && dropped_out != NULL) *dropped_out = dropped;
 fail:
     rp_si_blob_free(&fb);
     rp_si_blob_free(&ib);
@@ -425,6 +464,7 @@ rp_err rp_store_wforget(rp_store *s, MDB_txn *txn, rp_str id, rp_store_id *canon
     size_t pn = rp_keys_prefix(pfx, cid);
     if (rc == RP_OK) rc = rp_si_delete_prefix(s, txn, RP_DB_EVENTS, pfx, pn, NULL, eb);
     if (rc == RP_OK) rc = rp_si_delete_prefix(s, txn, RP_DB_ISSUES, pfx, pn, NULL, eb);
+    if (rc == RP_OK) rc = rp_si_delete_prefix(s, txn, RP_DB_EVIDS, pfx, pn, NULL, eb);
     if (rc == RP_OK) rc = rp_si_evcount_set(s, txn, cid, 0, eb);
     if (rc == RP_OK) rc = drain_aliases(s, txn, cid, NULL, eb);
     if (rc == RP_OK) {

@@ -38,9 +38,14 @@
 #define RP_STORE_SCHEMA 1u        /* meta "schema": the key layout version */
 #define RP_STORE_MAXDBS 16
 
+/* late: added after schema 1 without a schema bump. A writable open
+ * creates it (a store written before it holds no event_id and no
+ * idempotency key, so the empty table is exact); a read-only open of such
+ * a store goes on without it, because only writers use it. */
 static const struct {
     const char *name;
     unsigned flags;
+    bool late;
 } rp_db_table[RP_DB__COUNT] = {
     [RP_DB_CUSTOMERS] = {"customers", 0},
     [RP_DB_EVENTS] = {"events", 0},
@@ -52,8 +57,9 @@ static const struct {
     [RP_DB_ALIAS_REV] = {"alias_rev", MDB_DUPSORT},
     [RP_DB_EVCOUNT] = {"evcount", 0},
     [RP_DB_META] = {"meta", 0},
-    [RP_DB_IDEM] = {"idem", 0},
-    [RP_DB_IDEM_EXP] = {"idem_exp", 0},
+    [RP_DB_IDEM] = {"idem", 0, true},
+    [RP_DB_IDEM_EXP] = {"idem_exp", 0, true},
+    [RP_DB_EVIDS] = {"evids", 0, true},
 };
 
 
@@ -204,6 +210,7 @@ static rp_err open_dbis_ro(rp_store *s, rp_errbuf *eb) {
     rp_err rc = RP_OK;
     for (int i = 0; i < RP_DB__COUNT; i++) {
         mrc = mdb_dbi_open(txn, rp_db_table[i].name, rp_db_table[i].flags, &s->dbi[i]);
+        if (mrc == MDB_NOTFOUND && rp_db_table[i].late) continue; /* readers never use it */
         if (mrc == MDB_NOTFOUND || mrc == MDB_INCOMPATIBLE) {
             rc = rp_errf(eb, RP_INTERNAL, "'%s' has no usable '%s' database: not a rapport store",
                          s->cfg.data_dir, rp_db_table[i].name);

@@ -2,8 +2,8 @@
  *
  * One LMDB environment holds named databases (layout in proto/STORAGE.md):
  * customers, events, issues, phones, emails, accounts, aliases, alias_rev,
- * evcount, meta, idem, idem_exp (idempotency keys: store/idem.h). Every
- * operation is one transaction: reads run in their own
+ * evcount, meta, idem, idem_exp (idempotency keys: store/idem.h), evids
+ * (event_id index). Every operation is one transaction: reads run in their own
  * read transaction (MVCC, never waiting for writes); writes run through the
  * group-committing writer (writer.h), so a write returns only after its
  * commit.
@@ -196,7 +196,7 @@ rp_err rp_store_wpatch_customer(rp_store *s, MDB_txn *txn, rp_str id, const msgp
                                 rp_store_id *canon_out, rp_errbuf *eb);
 
 /* Remove the customer and every trace: profile, events, issues, identity
- * index entries, event count, and aliases pointing to it. id may be an
+ * index entries, event_id entries, event count, and aliases pointing to it. id may be an
  * alias (the survivor is forgotten). canon_out (may be NULL) gets the id
  * that was erased. Returns RP_OK, RP_NOT_FOUND. */
 rp_err rp_store_wforget(rp_store *s, MDB_txn *txn, rp_str id, rp_store_id *canon_out, rp_errbuf *eb);
@@ -208,9 +208,13 @@ rp_err rp_store_wforget(rp_store *s, MDB_txn *txn, rp_str id, rp_store_id *canon
  * the survivor's new version, *canon_out its canonical id. Returns RP_OK,
  * RP_NOT_FOUND, RP_CONFLICT (same customer), RP_TOO_LARGE (identities,
  * lists or events would exceed the limits), RP_BAD_REQUEST (the merged
- * record fails the validator), RP_STORE_FULL, RP_INTERNAL. */
+ * record fails the validator), RP_STORE_FULL, RP_INTERNAL.
+ * An event of `from` whose event_id `into` already has is a duplicate of
+ * `into`'s: it is dropped (into's is kept) and counted in *dropped_out
+ * (may be NULL). */
 rp_err rp_store_wmerge(rp_store *s, MDB_txn *txn, rp_str from, rp_str into, int64_t now,
-                       uint64_t *version_out, rp_store_id *canon_out, rp_errbuf *eb);
+                       uint64_t *version_out, uint32_t *dropped_out, rp_store_id *canon_out,
+                       rp_errbuf *eb);
 
 /* Record alias_id as a merged-away id of survivor_id, as a merge leaves it
  * (import restores exported aliases with it). survivor_id is resolved
@@ -226,12 +230,20 @@ rp_err rp_store_wmerge(rp_store *s, MDB_txn *txn, rp_str from, rp_str into, int6
 rp_err rp_store_wput_alias(rp_store *s, MDB_txn *txn, rp_str alias_id, rp_str survivor_id,
                            rp_errbuf *eb);
 
-/* Append an event (customer must exist; alias resolved). Assigns seq.
+/* Append an event (customer must exist; alias resolved). Assigns seq: the
+ * next free one at e->ts, or e->seq when e->has_seq (import) and that key
+ * is free. Idempotent: when the customer already has an event with
+ * e->event_id — or, for an event without one that carries its seq, the
+ * same event bytes at (ts, seq) — nothing is written and *dup_out is true.
  * Trims the customer's oldest events beyond retention_max_events and older
- * than retention_max_age_days before `now`. *at_out gets (ts, seq).
- * Returns RP_OK, RP_NOT_FOUND, RP_BAD_REQUEST (ts < 0), RP_STORE_FULL. */
+ * than retention_max_age_days before `now`. *at_out (may be NULL) gets the
+ * (ts, seq) of the stored event (the earlier one for a duplicate);
+ * *dup_out (may be NULL) whether it was already there. Returns RP_OK,
+ * RP_NOT_FOUND, RP_BAD_REQUEST (ts < 0, bad event_id), RP_TOO_LARGE,
+ * RP_STORE_FULL, RP_UNAVAILABLE, RP_INTERNAL. */
 rp_err rp_store_wappend_event(rp_store *s, MDB_txn *txn, const rp_event *e, int64_t now,
-                              rp_cursor *at_out, rp_store_id *canon_out, rp_errbuf *eb);
+                              rp_cursor *at_out, bool *dup_out, rp_store_id *canon_out,
+                              rp_errbuf *eb);
 
 /* Create or replace an issue (customer must exist). opened_at defaults to
  * the stored one or now; updated_at to now when 0. Returns RP_OK,

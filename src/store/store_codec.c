@@ -80,6 +80,23 @@ rp_err rp_si_decode_event(const MDB_val *v, msgpack_zone *z, rp_event *out, rp_e
     return rc;
 }
 
+rp_err rp_si_event_value_evid(const MDB_val *v, char buf[RP_ID_MAX], size_t *n, rp_errbuf *eb) {
+    *n = 0;
+    msgpack_zone z;
+    if (!msgpack_zone_init(&z, 1024))
+        return rp_errf(eb, RP_UNAVAILABLE, "out of memory decoding an event");
+    rp_event e;
+    rp_err rc = rp_si_decode_event(v, &z, &e, eb);
+    if (rc == RP_OK && e.event_id.n > RP_ID_MAX) /* the stored decoder bounds ids: belt and braces */
+        rc = rp_errf(eb, RP_INTERNAL, "corrupt stored record: event: event_id too long");
+    if (rc == RP_OK && e.event_id.n > 0) {
+        memcpy(buf, e.event_id.p, e.event_id.n);
+        *n = e.event_id.n;
+    }
+    msgpack_zone_destroy(&z);
+    return rc;
+}
+
 rp_err rp_si_decode_issue_in(const MDB_val *v, msgpack_zone *z, rp_issue *out, rp_errbuf *eb) {
     msgpack_zone_clear(z);
     msgpack_object o;

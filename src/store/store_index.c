@@ -121,6 +121,57 @@ out:
     return rc;
 }
 
+rp_err rp_si_evid_get(rp_store *s, MDB_txn *txn, rp_str id, rp_str event_id, rp_cursor *at,
+                      rp_errbuf *eb) {
+    char key[RP_KEYS_EVID_MAX];
+    size_t kn = rp_keys_evid(key, id, event_id);
+    MDB_val k = rp_si_mval(key, kn), v;
+    int mrc = mdb_get(txn, s->dbi[RP_DB_EVIDS], &k, &v);
+    if (mrc == MDB_NOTFOUND) return RP_NOT_FOUND;
+    if (mrc) return rp_si_mdb(eb, mrc, "reading an event_id");
+    const unsigned char *p = v.mv_data;
+    if (v.mv_size != 12 || rp_keys_get_be64(p) > (uint64_t)INT64_MAX)
+        return rp_errf(eb, RP_INTERNAL, "corrupt event_id entry of '%.*s'", (int)id.n, id.p);
+    at->ts = (int64_t)rp_keys_get_be64(p);
+    at->seq = rp_keys_get_be32(p + 8);
+    return RP_OK;
+}
+
+rp_err rp_si_evid_put(rp_store *s, MDB_txn *txn, rp_str id, rp_str event_id, int64_t ts,
+                      uint32_t seq, rp_errbuf *eb) {
+    assert(ts >= 0);
+    char key[RP_KEYS_EVID_MAX];
+    size_t kn = rp_keys_evid(key, id, event_id);
+    unsigned char b[12];
+    rp_keys_put_be64(b, (uint64_t)ts);
+    rp_keys_put_be32(b + 8, seq);
+    MDB_val k = rp_si_mval(key, kn), v = rp_si_mval(b, sizeof b);
+    int mrc = mdb_put(txn, s->dbi[RP_DB_EVIDS], &k, &v, 0);
+    return mrc ? rp_si_mdb(eb, mrc, "writing an event_id") : RP_OK;
+}
+
+rp_err rp_si_evid_del(rp_store *s, MDB_txn *txn, rp_str id, rp_str event_id, rp_errbuf *eb) {
+    char key[RP_KEYS_EVID_MAX];
+    size_t kn = rp_keys_evid(key, id, event_id);
+    MDB_val k = rp_si_mval(key, kn);
+    int mrc = mdb_del(txn, s->dbi[RP_DB_EVIDS], &k, NULL);
+    if (mrc == 0 || mrc == MDB_NOTFOUND) return RP_OK;
+    return rp_si_mdb(eb, mrc, "removing an event_id");
+}
+
+/* Delete the event under cur (an events cursor on a key of id) and the
+ * evids entry of its event_id, which is read from the value first. */
+static rp_err trim_del(rp_store *s, MDB_txn *txn, MDB_cursor *cur, rp_str id, const MDB_val *v,
+                       const char *what, rp_errbuf *eb) {
+    char evid[RP_ID_MAX];
+    size_t en;
+    rp_err rc = rp_si_event_value_evid(v, evid, &en, eb);
+    if (rc != RP_OK) return rc;
+    int mrc = mdb_cursor_del(cur, 0);
+    if (mrc) return rp_si_mdb(eb, mrc, what);
+    return en > 0 ? rp_si_evid_del(s, txn, id, (rp_str){evid, en}, eb) : RP_OK;
+}
+
 /* Count rule: delete the first event of the prefix while over the limit.
  * Age rule: walk from the oldest, deleting until the first new-enough
  * event, stepping over `keep`. Each deletion re-seeks (O(log N)), which is
@@ -143,11 +194,12 @@ rp_err rp_si_trim(rp_store *s, MDB_txn *txn, rp_str id, int64_t now, const char 
             count = 0; /* the count ran ahead of the data: repair it */
             break;
         }
-        if (mrc == 0) mrc = mdb_cursor_del(cur, 0);
         if (mrc) {
-            rc = rp_si_mdb(eb, mrc, "trimming events by count");
+            rc = rp_si_mdb(eb, mrc, "reading events");
             goto out;
         }
+        rc = trim_del(s, txn, cur, id, &v, "trimming events by count", eb);
+        if (rc != RP_OK) goto out;
         count--;
     }
     if (s->cfg.retention_max_age_days > 0) {
@@ -180,11 +232,8 @@ rp_err rp_si_trim(rp_store *s, MDB_txn *txn, rp_str id, int64_t now, const char 
                 past_from = true;
                 continue;
             }
-            mrc = mdb_cursor_del(cur, 0);
-            if (mrc) {
-                rc = rp_si_mdb(eb, mrc, "trimming events by age");
-                goto out;
-            }
+            rc = trim_del(s, txn, cur, id, &v, "trimming events by age", eb);
+            if (rc != RP_OK) goto out;
             if (count > 0) count--;
         }
     }

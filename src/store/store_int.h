@@ -5,7 +5,8 @@
  *
  *   store_codec.c  codec glue: unpack/decode stored values, LMDB errors
  *   store_index.c  identity index entries and the reindex diff, event
- *                  counts, event seqs, retention trim, range deletes
+ *                  counts, event seqs, the event_id index (evids),
+ *                  retention trim, range deletes
  *   store.c        lifecycle: open/close, config, read transactions, stats,
  *                  running writes (rp_store_write, rp_store_submit)
  *   store_read.c   readers; alias resolution; loading a record to change it
@@ -52,6 +53,7 @@ typedef enum rp_db {
     RP_DB_META,
     RP_DB_IDEM,      /* idempotency keys (idem.c) */
     RP_DB_IDEM_EXP,  /* ... by expiry */
+    RP_DB_EVIDS,     /* added after schema 1: created at a writable open */
     RP_DB__COUNT
 } rp_db;
 
@@ -108,6 +110,11 @@ rp_err rp_si_decode_customer(const MDB_val *v, rp_customer *out, rp_errbuf *eb);
  * serves a whole history page); the caller sets customer_id, ts and seq
  * from the key. Returns as rp_si_decode_customer. */
 rp_err rp_si_decode_event(const MDB_val *v, msgpack_zone *z, rp_event *out, rp_errbuf *eb);
+
+/* The event_id of stored event value v, copied into buf (so it outlives
+ * the next update); *n gets its length, 0 when the event has none.
+ * Returns RP_OK, RP_INTERNAL (corrupt value), RP_UNAVAILABLE. */
+rp_err rp_si_event_value_evid(const MDB_val *v, char buf[RP_ID_MAX], size_t *n, rp_errbuf *eb);
 
 /* Decode a stored issue value (customer_id and issue_id are left for the
  * caller to set from the key), with zone z (cleared first) or, in
@@ -176,11 +183,26 @@ rp_err rp_si_evcount_set(rp_store *s, MDB_txn *txn, rp_str id, uint32_t n, rp_er
 rp_err rp_si_event_next_seq(rp_store *s, MDB_txn *txn, rp_str id, int64_t ts, uint32_t *seq,
                             rp_errbuf *eb);
 
+/* The event_id index (evids: id 00 event_id -> be64(ts) be32(seq)).
+ * Invariant, kept by every writer in the same transaction: an entry exists
+ * exactly for each stored event of id that has that event_id, and points at
+ * its key; so a customer has at most one event per event_id.
+ *
+ * rp_si_evid_get: *at gets the (ts, seq) of id's event with event_id.
+ * Returns RP_OK, RP_NOT_FOUND, RP_INTERNAL (corrupt entry) or a mapped
+ * LMDB error. rp_si_evid_put: set the entry (replacing). rp_si_evid_del:
+ * remove it (a missing one is fine). event_id.n is 1..RP_ID_MAX. */
+rp_err rp_si_evid_get(rp_store *s, MDB_txn *txn, rp_str id, rp_str event_id, rp_cursor *at,
+                      rp_errbuf *eb);
+rp_err rp_si_evid_put(rp_store *s, MDB_txn *txn, rp_str id, rp_str event_id, int64_t ts,
+                      uint32_t seq, rp_errbuf *eb);
+rp_err rp_si_evid_del(rp_store *s, MDB_txn *txn, rp_str id, rp_str event_id, rp_errbuf *eb);
+
 /* Apply retention to customer id's events: delete the oldest while the count
  * exceeds retention_max_events, then those older than retention_max_age_days
  * before now, oldest first, stopping at the first one that is new enough.
  * The age rule skips the event whose key is keep (keep_n 0: none). Updates
- * evcount. Returns RP_OK or a mapped LMDB error. */
+ * evcount and drops the evids entries of the events it deletes. Returns RP_OK or a mapped LMDB error. */
 rp_err rp_si_trim(rp_store *s, MDB_txn *txn, rp_str id, int64_t now, const char *keep, size_t keep_n,
                   rp_errbuf *eb);
 

@@ -34,7 +34,7 @@ typedef struct append_arg {
 
 static rp_err append_fn(MDB_txn *txn, void *arg, rp_errbuf *eb) {
     append_arg *a = arg;
-    return rp_store_wappend_event(a->s, txn, a->e, a->now, a->at_out, NULL, eb);
+    return rp_store_wappend_event(a->s, txn, a->e, a->now, a->at_out, NULL, NULL, eb);
 }
 
 rp_err rp_store_append_event(rp_store *s, const rp_event *e, int64_t now, rp_cursor *at_out,
@@ -83,7 +83,7 @@ typedef struct merge_arg {
 
 static rp_err merge_fn(MDB_txn *txn, void *arg, rp_errbuf *eb) {
     merge_arg *a = arg;
-    return rp_store_wmerge(a->s, txn, a->from, a->into, a->now, a->version_out, NULL, eb);
+    return rp_store_wmerge(a->s, txn, a->from, a->into, a->now, a->version_out, NULL, NULL, eb);
 }
 
 rp_err rp_store_merge(rp_store *s, rp_str from, rp_str into, int64_t now, uint64_t *version_out,

@@ -156,33 +156,83 @@ rp_err rp_store_wpatch_customer(rp_store *s, MDB_txn *txn, rp_str id, const msgp
     return rc;
 }
 
+/* Where an appended event goes, or that it is already stored (*dup).
+ * With an event_id: the event of the customer with that event_id is it.
+ * Without one, an event that carries its seq (import of an export) is
+ * already stored when the same bytes are at (ts, seq). A given seq is kept
+ * when (ts, seq) is free; otherwise (none given, or taken by another
+ * event) the event gets the next free seq at ts. *at gets the key's
+ * (ts, seq) either way. */
+static rp_err append_place(rp_store *s, MDB_txn *txn, const rp_event *e, rp_str cid,
+                           const enc_buf *val, rp_cursor *at, bool *dup, rp_errbuf *eb) {
+    *dup = false;
+    if (e->event_id.n > 0) {
+        rp_err rc = rp_si_evid_get(s, txn, cid, e->event_id, at, eb);
+        if (rc != RP_NOT_FOUND) {
+            *dup = rc == RP_OK;
+            return rc;
+        }
+    }
+    if (e->has_seq) {
+        char key[RP_KEYS_EVENT_MAX];
+        size_t kn = rp_keys_event(key, cid, e->ts, e->seq);
+        MDB_val k = rp_si_mval(key, kn), v;
+        int mrc = mdb_get(txn, s->dbi[RP_DB_EVENTS], &k, &v);
+        *at = (rp_cursor){e->ts, e->seq};
+        if (mrc == MDB_NOTFOUND) return RP_OK;
+        if (mrc) return rp_si_mdb(eb, mrc, "reading an event");
+        if (e->event_id.n == 0 && v.mv_size == val->sb.size &&
+            memcmp(v.mv_data, val->sb.data, v.mv_size) == 0) {
+            *dup = true;
+            return RP_OK;
+        }
+    }
+    at->ts = e->ts;
+    return rp_si_event_next_seq(s, txn, cid, e->ts, &at->seq, eb);
+}
+
+/* Store the encoded event val of customer cid at *at: the event, its
+ * evids entry, the count, then retention (which keeps this event from the
+ * age rule). */
+static rp_err append_store(rp_store *s, MDB_txn *txn, const rp_event *e, rp_str cid,
+                           const enc_buf *val, const rp_cursor *at, int64_t now, rp_errbuf *eb) {
+    uint32_t count;
+    rp_err rc = rp_si_evcount_get(s, txn, cid, &count, eb);
+    if (rc != RP_OK) return rc;
+    if (count == UINT32_MAX)
+        return rp_errf(eb, RP_TOO_LARGE, "customer '%.*s' has too many events", (int)cid.n, cid.p);
+    char key[RP_KEYS_EVENT_MAX];
+    size_t kn = rp_keys_event(key, cid, at->ts, at->seq);
+    MDB_val k = rp_si_mval(key, kn), v = rp_si_mval(val->sb.data, val->sb.size);
+    int mrc = mdb_put(txn, s->dbi[RP_DB_EVENTS], &k, &v, MDB_NOOVERWRITE);
+    if (mrc) return rp_si_mdb(eb, mrc, "storing an event");
+    if (e->event_id.n > 0) rc = rp_si_evid_put(s, txn, cid, e->event_id, at->ts, at->seq, eb);
+    if (rc == RP_OK) rc = rp_si_evcount_set(s, txn, cid, count + 1, eb);
+    if (rc == RP_OK) rc = rp_si_trim(s, txn, cid, now, key, kn, eb);
+    return rc;
+}
+
 rp_err rp_store_wappend_event(rp_store *s, MDB_txn *txn, const rp_event *e, int64_t now,
-                              rp_cursor *at_out, rp_store_id *canon_out, rp_errbuf *eb) {
+                              rp_cursor *at_out, bool *dup_out, rp_store_id *canon_out,
+                              rp_errbuf *eb) {
     rp_err rc = rp_event_check(e, eb);
     if (rc != RP_OK) return rc;
     char idbuf[RP_ID_MAX];
     rp_str cid;
     rc = rp_si_resolve_copy(s, txn, e->customer_id, idbuf, &cid, eb);
     if (rc != RP_OK) return rc;
-    uint32_t seq, count;
-    rc = rp_si_event_next_seq(s, txn, cid, e->ts, &seq, eb);
+    enc_buf val;
+    enc_init(&val);
+    rp_event_encode(&val.pk, e, RP_ENC_STORED);
+    rp_cursor at = {0, 0};
+    bool dup = false;
+    if (val.oom) rc = rp_errf(eb, RP_UNAVAILABLE, "out of memory encoding an event");
+    if (rc == RP_OK) rc = append_place(s, txn, e, cid, &val, &at, &dup, eb);
+    if (rc == RP_OK && !dup) rc = append_store(s, txn, e, cid, &val, &at, now, eb);
+    msgpack_sbuffer_destroy(&val.sb);
     if (rc != RP_OK) return rc;
-    rc = rp_si_evcount_get(s, txn, cid, &count, eb);
-    if (rc != RP_OK) return rc;
-    if (count == UINT32_MAX)
-        return rp_errf(eb, RP_TOO_LARGE, "customer '%.*s' has too many events", (int)cid.n, cid.p);
-    char key[RP_KEYS_EVENT_MAX];
-    size_t kn = rp_keys_event(key, cid, e->ts, seq);
-    enc_buf eb_;
-    enc_init(&eb_);
-    rp_event_encode(&eb_.pk, e, RP_ENC_STORED);
-    rc = enc_put(txn, s->dbi[RP_DB_EVENTS], key, kn, &eb_, MDB_NOOVERWRITE, "storing an event", eb);
-    if (rc != RP_OK) return rc;
-    rc = rp_si_evcount_set(s, txn, cid, count + 1, eb);
-    if (rc != RP_OK) return rc;
-    rc = rp_si_trim(s, txn, cid, now, key, kn, eb);
-    if (rc != RP_OK) return rc;
-    if (at_out != NULL) *at_out = (rp_cursor){e->ts, seq};
+    if (at_out != NULL) *at_out = at;
+    if (dup_out != NULL) *dup_out = dup;
     rp_si_id_out(canon_out, cid);
     return RP_OK;
 }

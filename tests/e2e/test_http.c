@@ -514,7 +514,7 @@ static void test_import(void **state) {
     expect(&h, "GET", "/v1/customers/n3", NULL, NULL, 404, NULL);
     expect(&h, "POST", "/v1/import?strict=maybe", NULL, "", 400, "strict must be true or false");
     expect(&h, "POST", "/v1/import?dry=1", NULL, "", 400, "unknown query parameter 'dry'");
-    expect(&h, "POST", "/v1/import", NULL, "", 200, "{\"imported\":0,\"skipped\":0,\"errors\":[]}");
+    expect(&h, "POST", "/v1/import", NULL, "", 200, "{\"imported\":0,\"skipped\":0,\"errors\":[],\"duplicates\":0}");
     expect(&h, "GET", "/v1/import", NULL, NULL, 405, NULL);
     stop(&h);
 }
@@ -561,7 +561,7 @@ static void test_export_roundtrip(void **state) {
     expect(&a, "GET", "/v1/export?after=x023", NULL, NULL, 200, "\"id\":\"x024\"");
     /* into a second server, and out again */
     start(&b, "durability = async\n");
-    expect(&b, "POST", "/v1/import", NULL, e1.body, 200, "{\"imported\":125,\"skipped\":0,\"errors\":[]}");
+    expect(&b, "POST", "/v1/import", NULL, e1.body, 200, "{\"imported\":125,\"skipped\":0,\"errors\":[],\"duplicates\":0}");
     resp e2 = req(&b, "GET", "/v1/export", NULL);
     assert_int_equal(e2.status, 200);
     assert_int_equal(e2.blen, e1.blen);

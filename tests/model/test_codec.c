@@ -266,6 +266,7 @@ static void event_equal(const rp_event *a, const rp_event *b, bool keys) {
     if (a->has_sentiment) assert_true(a->sentiment == b->sentiment);
     str_equal(a->agent, b->agent, "agent");
     str_equal(a->issue_id, b->issue_id, "issue_id");
+    str_equal(a->event_id, b->event_id, "event_id");
 }
 
 static void issue_equal(const rp_issue *a, const rp_issue *b, bool keys) {
@@ -723,6 +724,66 @@ static void test_event_round_trip(void **state) {
     packed_free(&s);
 }
 
+/* event_id: an id, written last and only when set (events without one keep
+ * their bytes, see the golden vectors); seq: read on the wire (import),
+ * written only with RP_ENC_SEQ (export), never stored. */
+static void test_event_id_and_seq(void **state) {
+    (void)state;
+    rp_event e, back, st;
+    rp_errbuf eb = {0};
+    assert_int_equal(rp_event_decode(J("{'customer_id':'c','ts':5,'seq':3,'channel':'chat',"
+                                       "'kind':'contact','event_id':'SF-00T5e000001'}"),
+                                     RP_DEC_WIRE, &e, &eb),
+                     RP_OK);
+    assert_true(rp_str_eqc(e.event_id, "SF-00T5e000001"));
+    assert_true(e.has_seq);
+    assert_int_equal(e.seq, 3);
+    assert_int_equal(rp_event_check(&e, &eb), RP_OK);
+
+    packed w;
+    msgpack_packer pk;
+    packed_init(&w, &pk);
+    rp_event_encode(&pk, &e, RP_ENC_WIRE);
+    const msgpack_object *o = packed_obj(&w);
+    assert_int_equal(o->via.map.size, 6);
+    assert_null(rp_mp_get(o, "seq"));
+    const msgpack_object_kv *last = &o->via.map.ptr[5]; /* written last */
+    assert_true(rp_str_eqc((rp_str){last->key.via.str.ptr, last->key.via.str.size}, "event_id"));
+    assert_true(rp_str_eqc((rp_str){last->val.via.str.ptr, last->val.via.str.size}, "SF-00T5e000001"));
+    packed_free(&w);
+
+    packed x;
+    packed_init(&x, &pk);
+    rp_event_encode(&pk, &e, RP_ENC_WIRE | RP_ENC_SEQ);
+    o = packed_obj(&x);
+    assert_int_equal(o->via.map.size, 7);
+    assert_true(rp_str_eqc((rp_str){o->via.map.ptr[2].key.via.str.ptr, 3}, "seq"));
+    assert_int_equal(rp_event_decode(o, RP_DEC_WIRE, &back, &eb), RP_OK);
+    event_equal(&e, &back, true);
+    assert_true(back.has_seq);
+    assert_int_equal(back.seq, 3);
+    packed_free(&x);
+
+    packed s;
+    packed_init(&s, &pk);
+    rp_event_encode(&pk, &e, RP_ENC_STORED | RP_ENC_SEQ);
+    o = packed_obj(&s);
+    assert_int_equal(o->via.map.size, 4);
+    assert_null(rp_mp_get(o, "seq"));
+    assert_int_equal(rp_event_decode(o, RP_DEC_STORED, &st, &eb), RP_OK);
+    assert_false(st.has_seq);
+    event_equal(&e, &st, false);
+    packed_free(&s);
+
+    /* Without an event_id the bytes are those of before. */
+    e.event_id = (rp_str){NULL, 0};
+    packed n;
+    packed_init(&n, &pk);
+    rp_event_encode(&pk, &e, RP_ENC_STORED);
+    assert_false(packed_has(&n, "event_id", 8));
+    packed_free(&n);
+}
+
 static void test_event_minimal_and_defaults(void **state) {
     (void)state;
     rp_event e;
@@ -802,8 +863,20 @@ static void test_event_validation(void **state) {
     event_expect(EV(",'summary':'two\nlines'"), RP_BAD_REQUEST, "control");
     event_expect(EV(",'issue_id':''"), RP_BAD_REQUEST, "issue_id");
     event_expect(EV(",'issue_id':5"), RP_BAD_REQUEST, "issue_id");
-    /* Unknown fields: seq belongs to the cursor, not the event; type is NDJSON's. */
-    event_expect(EV(",'seq':1"), RP_BAD_REQUEST, "unknown field 'seq'");
+    /* event_id: an id (1..64 printable ASCII, no space). */
+    event_expect(EV(",'event_id':'crm-act-1'"), RP_OK, NULL);
+    event_expect(fmt(EV(",'event_id':'%s'"), rep('x', RP_ID_MAX)), RP_OK, NULL);
+    event_expect(fmt(EV(",'event_id':'%s'"), rep('x', RP_ID_MAX + 1)), RP_BAD_REQUEST, "event_id");
+    event_expect(EV(",'event_id':''"), RP_BAD_REQUEST, "event_id");
+    event_expect(EV(",'event_id':'a b'"), RP_BAD_REQUEST, "event_id");
+    event_expect(EV(",'event_id':7"), RP_BAD_REQUEST, "'event_id' must be a string");
+    event_expect(EV(",'event_id':'a','event_id':'b'"), RP_BAD_REQUEST, "given twice");
+    /* seq: an exported event's (import); an unsigned 32-bit integer. */
+    event_expect(EV(",'seq':1"), RP_OK, NULL);
+    event_expect(EV(",'seq':-1"), RP_BAD_REQUEST, "seq");
+    event_expect(EV(",'seq':4294967296"), RP_BAD_REQUEST, "seq");
+    event_expect(EV(",'seq':'1'"), RP_BAD_REQUEST, "'seq' must be an integer");
+    /* type is NDJSON's. */
     event_expect(EV(",'type':'event'"), RP_OK, NULL);
     event_expect("[1]", RP_BAD_REQUEST, "an event must be a map");
 #undef EV
@@ -1404,6 +1477,7 @@ int main(void) {
         T(test_patch_refusals),
         T(test_patch_pref_limit),
         T(test_event_round_trip),
+        T(test_event_id_and_seq),
         T(test_event_minimal_and_defaults),
         T(test_event_validation),
         T(test_issue_round_trip),

@@ -408,7 +408,8 @@ static void test_events_and_history(void **state) {
         char *p = jfmt("{\"event\":{\"customer_id\":\"h1\",\"ts\":%lld,\"channel\":\"chat\","
                        "\"kind\":\"contact\",\"summary\":\"e%d\"}}", t0 + (i / 2), i);
         char *s = ok_json(fx, "event.append", p);
-        char *want = jfmt("{\"customer_id\":\"h1\",\"ts\":%lld,\"seq\":%d,\"cursor\":\"%lld.%d\"}",
+        char *want = jfmt("{\"customer_id\":\"h1\",\"ts\":%lld,\"seq\":%d,\"cursor\":\"%lld.%d\","
+                          "\"duplicate\":false}",
                           t0 + i / 2, i % 2, t0 + i / 2, i % 2);
         assert_string_equal(s, want);
         free(want);
@@ -636,10 +637,10 @@ static void test_import_modes(void **state) {
     expect_err(fx, "customer.get", "{\"id\":\"s1\"}", RP_NOT_FOUND, NULL);
     /* strict and valid: all in */
     s = ok_json(fx, "import", "{\"strict\":true,\"records\":[{\"type\":\"customer\",\"id\":\"s1\"}]}");
-    assert_string_equal(s, "{\"imported\":1,\"skipped\":0,\"errors\":[]}");
+    assert_string_equal(s, "{\"imported\":1,\"skipped\":0,\"errors\":[],\"duplicates\":0}");
     free(s);
     s = ok_json(fx, "import", "{\"records\":[]}");
-    assert_string_equal(s, "{\"imported\":0,\"skipped\":0,\"errors\":[]}");
+    assert_string_equal(s, "{\"imported\":0,\"skipped\":0,\"errors\":[],\"duplicates\":0}");
     free(s);
     /* a restored customer keeps its version */
     ok(fx, "import", "{\"records\":[{\"type\":\"customer\",\"id\":\"r1\",\"version\":7,\"updated_at\":1234}]}");
@@ -744,7 +745,7 @@ static void test_export_import_roundtrip(void **state) {
     while (r->calls == 0) pthread_cond_wait(&r->cv, &r->mu);
     pthread_mutex_unlock(&r->mu);
     char *res = res_json(r);
-    char *want = jfmt("{\"imported\":%u,\"skipped\":0,\"errors\":[]}", n1);
+    char *want = jfmt("{\"imported\":%u,\"skipped\":0,\"errors\":[],\"duplicates\":0}", n1);
     assert_string_equal(res, want);
     free(want);
     free(res);

@@ -1021,7 +1021,7 @@ static size_t assert_no_trace(rp_store *s, const char *const *needles, size_t nn
         nnames++;
     }
     mdb_cursor_close(cur);
-    assert_int_equal(nnames, 12); /* STORAGE.md: ten, plus idem and idem_exp */
+    assert_int_equal(nnames, 13); /* STORAGE.md: ten, plus idem, idem_exp and evids */
     size_t entries = 0;
     for (int d = 0; d < nnames; d++) {
         MDB_dbi dbi;
@@ -1259,6 +1259,294 @@ static void test_group_commit(void **state) {
     assert_true(st.writer.commits < st.writer.writes_ok);
 }
 
+/* ---- tests: event_id (the evids index) ------------------------------------- */
+
+typedef struct wappend_arg {
+    rp_store *s;
+    const rp_event *e;
+    int64_t now;
+    rp_cursor at;
+    bool dup;
+} wappend_arg;
+
+static rp_err wappend_fn(MDB_txn *txn, void *arg, rp_errbuf *eb) {
+    wappend_arg *a = arg;
+    return rp_store_wappend_event(a->s, txn, a->e, a->now, &a->at, &a->dup, NULL, eb);
+}
+
+/* Append e; *dup gets whether it was already stored. */
+static rp_cursor append_dup(rp_store *s, const rp_event *e, bool *dup) {
+    wappend_arg a = {s, e, NOW, {0, 0}, false};
+    rp_errbuf eb = {0};
+    rp_err rc = rp_store_write(s, wappend_fn, &a, &eb);
+    if (rc != RP_OK) fprintf(stderr, "append: %s\n", eb.msg);
+    assert_int_equal(rc, RP_OK);
+    *dup = a.dup;
+    return a.at;
+}
+
+typedef struct wmerge_arg {
+    rp_store *s;
+    const char *from, *into;
+    uint32_t dropped;
+} wmerge_arg;
+
+static rp_err wmerge_fn(MDB_txn *txn, void *arg, rp_errbuf *eb) {
+    wmerge_arg *a = arg;
+    return rp_store_wmerge(a->s, txn, S(a->from), S(a->into), NOW, NULL, &a->dropped, NULL, eb);
+}
+
+/* The evids entry of (cid, event_id): true and *at when present. */
+static bool evid_at(rp_store *s, const char *cid, const char *eid, rp_cursor *at) {
+    MDB_txn *t;
+    rp_errbuf eb = {0};
+    assert_int_equal(rp_store_rbegin(s, &t, &eb), RP_OK);
+    MDB_dbi dbi;
+    assert_int_equal(mdb_dbi_open(t, "evids", 0, &dbi), 0);
+    char key[160];
+    size_t cn = strlen(cid), en = strlen(eid);
+    memcpy(key, cid, cn);
+    key[cn] = '\0';
+    memcpy(key + cn + 1, eid, en);
+    MDB_val k = {cn + 1 + en, key}, v;
+    int mrc = mdb_get(t, dbi, &k, &v);
+    if (mrc == 0) {
+        assert_int_equal(v.mv_size, 12);
+        const unsigned char *p = v.mv_data;
+        uint64_t ts = 0;
+        for (int i = 0; i < 8; i++) ts = ts << 8 | p[i];
+        at->ts = (int64_t)ts;
+        at->seq = (uint32_t)p[8] << 24 | (uint32_t)p[9] << 16 | (uint32_t)p[10] << 8 | p[11];
+    } else {
+        assert_int_equal(mrc, MDB_NOTFOUND);
+    }
+    rp_store_rend(s, t);
+    return mrc == 0;
+}
+
+/* Entries of the evids database. */
+static size_t evids_count(rp_store *s) {
+    MDB_txn *t;
+    rp_errbuf eb = {0};
+    assert_int_equal(rp_store_rbegin(s, &t, &eb), RP_OK);
+    MDB_dbi dbi;
+    MDB_stat st;
+    assert_int_equal(mdb_dbi_open(t, "evids", 0, &dbi), 0);
+    assert_int_equal(mdb_stat(t, dbi, &st), 0);
+    rp_store_rend(s, t);
+    return st.ms_entries;
+}
+
+static rp_event ev_id(const char *cid, int64_t ts, const char *summary, const char *eid) {
+    rp_event e = ev(cid, ts, "contact", summary);
+    e.event_id = S(eid);
+    return e;
+}
+
+/* Append: the same event_id twice stores one event and answers the first
+ * one's place; another customer may use the same event_id. */
+static void test_evid_append(void **state) {
+    fx *f = *state;
+    rp_customer c;
+    cust(&c, "ev-1");
+    put_ok(f->s, &c);
+    cust(&c, "ev-2");
+    put_ok(f->s, &c);
+    bool dup;
+    rp_event e = ev_id("ev-1", NOW - 60, "first", "CRM-1");
+    rp_cursor a1 = append_dup(f->s, &e, &dup);
+    assert_false(dup);
+    rp_event again = ev_id("ev-1", NOW - 30, "retried", "CRM-1"); /* even with another ts */
+    rp_cursor a2 = append_dup(f->s, &again, &dup);
+    assert_true(dup);
+    assert_int_equal(a2.ts, a1.ts);
+    assert_int_equal(a2.seq, a1.seq);
+    rp_cursor all[8], at;
+    assert_int_equal(history_all(f->s, "ev-1", 4, all, 8), 1);
+    assert_true(evid_at(f->s, "ev-1", "CRM-1", &at));
+    assert_int_equal(at.ts, NOW - 60);
+    /* the same source id on another customer is another event */
+    rp_event other = ev_id("ev-2", NOW - 60, "other", "CRM-1");
+    append_dup(f->s, &other, &dup);
+    assert_false(dup);
+    /* events without an event_id are never duplicates */
+    rp_event plain = ev("ev-1", NOW - 60, "contact", "plain");
+    append_dup(f->s, &plain, &dup);
+    assert_false(dup);
+    append_dup(f->s, &plain, &dup);
+    assert_false(dup);
+    assert_int_equal(history_all(f->s, "ev-1", 4, all, 8), 3);
+    assert_int_equal(evids_count(f->s), 2);
+    /* an alias resolves: the duplicate is found under the survivor */
+    rp_event via = ev_id("ev-1", NOW, "x", "CRM-1");
+    append_dup(f->s, &via, &dup);
+    assert_true(dup);
+}
+
+/* Import of an exported event: has_seq places it at (ts, seq) when free;
+ * the same bytes there are a duplicate; another event there gets the next
+ * free seq. */
+static void test_evid_import_seq(void **state) {
+    fx *f = *state;
+    rp_customer c;
+    cust(&c, "im-1");
+    put_ok(f->s, &c);
+    bool dup;
+    rp_event e = ev("im-1", NOW - 10, "contact", "exported");
+    e.has_seq = true;
+    e.seq = 5;
+    rp_cursor at = append_dup(f->s, &e, &dup);
+    assert_false(dup);
+    assert_int_equal(at.seq, 5);
+    at = append_dup(f->s, &e, &dup);
+    assert_true(dup);
+    assert_int_equal(at.seq, 5);
+    rp_event other = ev("im-1", NOW - 10, "contact", "something else");
+    other.has_seq = true;
+    other.seq = 5;
+    at = append_dup(f->s, &other, &dup);
+    assert_false(dup);
+    assert_int_equal(at.seq, 6);
+    rp_cursor all[8];
+    assert_int_equal(history_all(f->s, "im-1", 4, all, 8), 2);
+}
+
+/* Retention drops the evids entries of the events it trims; a trimmed
+ * event_id may be appended again. */
+static void test_evid_trim(void **state) {
+    fx *f = *state;
+    f->cfg.retention_max_events = 3;
+    fx_reopen(f);
+    rp_customer c;
+    cust(&c, "tr-1");
+    put_ok(f->s, &c);
+    char ids[6][8];
+    bool dup;
+    for (int i = 0; i < 6; i++) {
+        snprintf(ids[i], sizeof ids[i], "E%d", i);
+        rp_event e = ev_id("tr-1", NOW - 100 + i, "x", ids[i]);
+        append_dup(f->s, &e, &dup);
+        assert_false(dup);
+    }
+    rp_cursor at;
+    for (int i = 0; i < 6; i++) assert_int_equal(evid_at(f->s, "tr-1", ids[i], &at), i >= 3);
+    assert_int_equal(evids_count(f->s), 3);
+    /* an event older than every kept one is trimmed at once, with its entry */
+    rp_event old = ev_id("tr-1", NOW - 1000, "x", "OLD");
+    append_dup(f->s, &old, &dup);
+    assert_false(evid_at(f->s, "tr-1", "OLD", &at));
+    assert_int_equal(evids_count(f->s), 3);
+}
+
+/* Merge: the survivor keeps its copy of a shared event_id, from's copy is
+ * dropped and counted; from's other event_ids move with their events;
+ * from's entries are gone. Forget removes the survivor's. */
+static void test_evid_merge_forget(void **state) {
+    fx *f = *state;
+    rp_customer c;
+    cust(&c, "mg-from");
+    put_ok(f->s, &c);
+    cust(&c, "mg-into");
+    put_ok(f->s, &c);
+    bool dup;
+    rp_event a = ev_id("mg-into", NOW - 50, "into's copy", "SHARED");
+    rp_cursor kept = append_dup(f->s, &a, &dup);
+    rp_event b = ev_id("mg-from", NOW - 40, "from's copy", "SHARED");
+    append_dup(f->s, &b, &dup);
+    assert_false(dup);
+    rp_event d = ev_id("mg-from", NOW - 50, "from only", "ONLY-FROM"); /* same (ts, seq) as a */
+    append_dup(f->s, &d, &dup);
+    rp_event p = ev("mg-from", NOW - 30, "contact", "plain");
+    append_dup(f->s, &p, &dup);
+    wmerge_arg m = {f->s, "mg-from", "mg-into", 99};
+    rp_errbuf eb = {0};
+    assert_int_equal(rp_store_write(f->s, wmerge_fn, &m, &eb), RP_OK);
+    assert_int_equal(m.dropped, 1);
+    rp_cursor all[8], at;
+    assert_int_equal(history_all(f->s, "mg-into", 4, all, 8), 3);
+    assert_true(evid_at(f->s, "mg-into", "SHARED", &at));
+    assert_int_equal(at.ts, kept.ts);
+    assert_int_equal(at.seq, kept.seq);
+    assert_true(evid_at(f->s, "mg-into", "ONLY-FROM", &at));
+    assert_int_equal(at.ts, NOW - 50);
+    assert_int_equal(at.seq, 1); /* re-keyed: into had seq 0 at that ts */
+    assert_false(evid_at(f->s, "mg-from", "SHARED", &at));
+    assert_false(evid_at(f->s, "mg-from", "ONLY-FROM", &at));
+    assert_int_equal(evids_count(f->s), 2);
+    /* a retry through the old id is a duplicate of the survivor's event */
+    rp_event retry = ev_id("mg-from", NOW, "retry", "ONLY-FROM");
+    append_dup(f->s, &retry, &dup);
+    assert_true(dup);
+    /* a merge without shared event_ids drops nothing */
+    cust(&c, "mg-third");
+    put_ok(f->s, &c);
+    rp_event t = ev_id("mg-third", NOW - 5, "third", "T-1");
+    append_dup(f->s, &t, &dup);
+    wmerge_arg m2 = {f->s, "mg-third", "mg-into", 99};
+    assert_int_equal(rp_store_write(f->s, wmerge_fn, &m2, &eb), RP_OK);
+    assert_int_equal(m2.dropped, 0);
+    assert_int_equal(evids_count(f->s), 3);
+    /* forget: every evids entry of the customer goes */
+    assert_int_equal(rp_store_forget(f->s, S("mg-into"), &eb), RP_OK);
+    assert_int_equal(evids_count(f->s), 0);
+}
+
+/* --ro-open DIR: exit 0 when a read-only open of DIR succeeds. */
+static int ro_open_child(const char *dir) {
+    rp_config cfg;
+    rp_config_defaults(&cfg);
+    snprintf(cfg.data_dir, sizeof cfg.data_dir, "%s", dir);
+    rp_store *s = NULL;
+    rp_errbuf eb = {0};
+    if (rp_store_open_readonly(&cfg, &s, &eb) != RP_OK) {
+        fprintf(stderr, "ro open: %s\n", eb.msg);
+        return 10;
+    }
+    rp_store_close(s);
+    return 0;
+}
+
+/* A store written before evids existed (no such database) still opens:
+ * read-only without it, read-write creating it. */
+static void test_evid_old_store_opens(void **state) {
+    fx *f = *state;
+    rp_customer c;
+    cust(&c, "old-1");
+    put_ok(f->s, &c);
+    rp_event e = ev("old-1", NOW - 5, "contact", "before event_id");
+    append_ok(f->s, &e, NULL);
+    rp_store_close(f->s);
+    f->s = NULL;
+    MDB_env *env;
+    MDB_txn *t;
+    MDB_dbi dbi;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+    assert_int_equal(mdb_env_set_mapsize(env, f->cfg.map_max), 0);
+    assert_int_equal(mdb_env_open(env, f->dir, 0, 0644), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &t), 0);
+    assert_int_equal(mdb_dbi_open(t, "evids", 0, &dbi), 0);
+    assert_int_equal(mdb_drop(t, dbi, 1), 0);
+    assert_int_equal(mdb_txn_commit(t), 0);
+    mdb_env_close(env);
+    char *argv[] = {g_self, "--ro-open", f->dir, NULL};
+    pid_t pid;
+    assert_int_equal(posix_spawn(&pid, g_self, NULL, NULL, argv, environ), 0);
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    fx_reopen(f);
+    assert_int_equal(evids_count(f->s), 0);
+    rp_event n = ev_id("old-1", NOW, "x", "NEW-1");
+    bool dup;
+    append_dup(f->s, &n, &dup);
+    append_dup(f->s, &n, &dup);
+    assert_true(dup);
+    rp_cursor all[4];
+    assert_int_equal(history_all(f->s, "old-1", 4, all, 4), 2);
+}
+
 /* rp_store_submit: the asynchronous path, done called after commit. */
 typedef struct sub_ctx {
     pthread_mutex_t mu;
@@ -1275,7 +1563,7 @@ typedef struct sub_item {
 
 static rp_err sub_fn(MDB_txn *txn, void *arg, rp_errbuf *eb) {
     sub_item *it = arg;
-    return rp_store_wappend_event(it->s, txn, &it->e, NOW, NULL, NULL, eb);
+    return rp_store_wappend_event(it->s, txn, &it->e, NOW, NULL, NULL, NULL, eb);
 }
 
 static void sub_done(void *arg, rp_err rc, const rp_errbuf *eb) {
@@ -1498,6 +1786,7 @@ static void test_open_errors(void **state) {
 
 int main(int argc, char **argv) {
     if (argc == 5 && strcmp(argv[1], "--ro-child") == 0) return ro_child(argv[2], atoi(argv[3]), atoi(argv[4]));
+    if (argc == 3 && strcmp(argv[1], "--ro-open") == 0) return ro_open_child(argv[2]);
     /* argv[0], not /proc/self/exe: under valgrind the latter is the tool */
     if (realpath(argv[0], g_self) == NULL) {
         perror("realpath");
@@ -1514,6 +1803,8 @@ int main(int argc, char **argv) {
         T(test_scan),             T(test_store_full),        T(test_group_commit),
         T(test_submit),           T(test_reopen_keeps_data), T(test_readonly),
         T(test_schema_mismatch),  T(test_open_errors),
+        T(test_evid_append),      T(test_evid_import_seq),   T(test_evid_trim),
+        T(test_evid_merge_forget), T(test_evid_old_store_opens),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
