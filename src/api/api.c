@@ -45,7 +45,7 @@
 enum {
     OP_PING, OP_CONTEXT_GET, OP_ROUTE_GET, OP_CUSTOMER_GET, OP_CUSTOMER_PUT, OP_CUSTOMER_PATCH,
     OP_CUSTOMER_FORGET, OP_CUSTOMER_MERGE, OP_EVENT_APPEND, OP_ISSUE_PUT, OP_ISSUE_LIST,
-    OP_HISTORY_LIST, OP_LOOKUP, OP_IMPORT, OP_EXPORT, OP_STATS, OP__COUNT
+    OP_HISTORY_LIST, OP_LOOKUP, OP_IMPORT, OP_EXPORT, OP_STATS, OP_BACKUP, OP__COUNT
 };
 
 static const rp_api_op api_table[OP__COUNT] = {
@@ -65,6 +65,7 @@ static const rp_api_op api_table[OP__COUNT] = {
     [OP_IMPORT] = {"import", RP_ROLES_WRITE, true, OP_IMPORT},
     [OP_EXPORT] = {"export", RP_ROLES_ADMIN, false, OP_EXPORT},
     [OP_STATS] = {"stats", RP_ROLES_READ, false, OP_STATS},
+    [OP_BACKUP] = {"backup", RP_ROLES_ADMIN, true, OP_BACKUP}, /* write: replies from its own thread (ops_admin.c) */
 };
 
 static const rp_api_handler api_handlers[OP__COUNT] = {
@@ -84,6 +85,7 @@ static const rp_api_handler api_handlers[OP__COUNT] = {
     [OP_IMPORT] = rp_op_import,
     [OP_EXPORT] = rp_op_export,
     [OP_STATS] = rp_op_stats,
+    [OP_BACKUP] = rp_op_backup,
 };
 
 /* --- metrics ------------------------------------------------------------------ */

@@ -305,6 +305,7 @@ int rp_cli_cmd_forget(rp_cli *cli, const rp_cli_cmd *cmd, int argc, char **argv)
 int rp_cli_cmd_merge(rp_cli *cli, const rp_cli_cmd *cmd, int argc, char **argv);
 int rp_cli_cmd_import(rp_cli *cli, const rp_cli_cmd *cmd, int argc, char **argv);
 int rp_cli_cmd_export(rp_cli *cli, const rp_cli_cmd *cmd, int argc, char **argv);
+int rp_cli_cmd_backup(rp_cli *cli, const rp_cli_cmd *cmd, int argc, char **argv); /* cmd_backup.c */
 int rp_cli_cmd_demo(rp_cli *cli, const rp_cli_cmd *cmd, int argc, char **argv);
 
 #endif
