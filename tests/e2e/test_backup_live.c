@@ -234,7 +234,7 @@ static void test_backup_live(void **state) {
     long long deadline = rp_h_now_ms() + 20000;
     while (atomic_load(&w.acked) < 50 && rp_h_now_ms() < deadline) rp_h_sleep_ms(2);
     int before = atomic_load(&w.acked);
-    char copy[400], json[512];
+    char copy[300], json[512];
     snprintf(copy, sizeof copy, "%s/copy", p->a.dir);
     snprintf(json, sizeof json, "{\"dir\":\"%s\"}", copy);
     msgpack_object r = ok_call(adm, "backup", json);
