@@ -167,6 +167,7 @@ void rp_op_issue_put(rp_api_req *rq, const msgpack_object *params);
 
 void rp_op_import(rp_api_req *rq, const msgpack_object *params);
 void rp_op_export(rp_api_req *rq, const msgpack_object *params);
+void rp_op_backup(rp_api_req *rq, const msgpack_object *params); /* ops_admin.c */
 
 /* --- asynchronous writes (ops_write.c) ------------------------------------- */
 

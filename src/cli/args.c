@@ -85,6 +85,14 @@ const rp_cli_cmd rp_cli_commands[] = {
      "Writes to FILE, or to stdout. export -> import into an empty store -> export\n"
      "gives the same bytes.",
      rp_cli_cmd_export},
+    {"backup", "DIR", "copy the live store into DIR (consistent, online; restore with --data DIR)",
+     "DIR must not exist yet (it is created 0700) or be an empty directory: a backup never\n"
+     "overwrites. The copy is DIR/data.mdb, compacted, written under a temporary name and\n"
+     "renamed only when complete and flushed. Through the server (admin role) DIR is an\n"
+     "absolute path on the server's machine; with --data D the store is opened read-only\n"
+     "(safe while rapportd runs on it) and copied by this process. To restore: stop\n"
+     "rapportd and start it with --data DIR.",
+     rp_cli_cmd_backup},
     {"stats", "", "show record counts, map size and writer counters", NULL, rp_cli_cmd_stats},
     {"ping", "", "check that the server (or data directory) answers", NULL, rp_cli_cmd_ping},
     {"demo", "[--customers N] [--seed S] [--now TIME] [--events MIN-MAX]",

@@ -21,5 +21,6 @@ int rp_cli_cmd_merge(rp_cli *cli, const rp_cli_cmd *cmd, int argc, char **argv);
 int rp_cli_cmd_import(rp_cli *cli, const rp_cli_cmd *cmd, int argc, char **argv);
 int rp_cli_cmd_export(rp_cli *cli, const rp_cli_cmd *cmd, int argc, char **argv);
 int rp_cli_cmd_demo(rp_cli *cli, const rp_cli_cmd *cmd, int argc, char **argv);
+int rp_cli_cmd_backup(rp_cli *cli, const rp_cli_cmd *cmd, int argc, char **argv);
 
 #endif

@@ -454,6 +454,7 @@ static const http_route http_routes[] = {
     {HTTP_M_POST, "/v1/customers/{customer_id}/events", "event.append", API, HTTP_Q_NONE, {NULL}, HTTP_B_RECORD, "event", false},
     {HTTP_M_GET, "/v1/customers/{id}/issues", "issue.list", API, HTTP_Q_ANY, {NULL}, HTTP_B_NONE, NULL, false},
     {HTTP_M_PUT, "/v1/customers/{customer_id}/issues/{issue_id}", "issue.put", API, HTTP_Q_NONE, {NULL}, HTTP_B_RECORD, "issue", false},
+    {HTTP_M_POST, "/v1/admin/backup", "backup", API, HTTP_Q_ANY, {NULL}, HTTP_B_NONE, NULL, false},
 };
 #undef API
 #define HTTP_NROUTES (sizeof http_routes / sizeof http_routes[0])
