@@ -197,6 +197,12 @@ static void on_conn_close(struct evhttp_connection *evcon, void *arg) {
     http_conn *conn = arg;
     rp_http *h = conn->h;
     (void)evcon;
+    /* Replies still unsent when evhttp closes: it gave up on a client that
+     * did not read them for slow_timeout_ms (its write time-out; a client
+     * that reset with replies unread lands here too). Counted as timed out,
+     * like the connections the sweeper shuts down. */
+    if (!conn->shut && evbuffer_get_length(bufferevent_get_output(conn->bev)) > 0)
+        rp_conn_count_timeout(h->stats);
     http_call *c = conn->call;
     if (c != NULL) {
         /* detached by libevent (peer gone while we held it): ours to free */

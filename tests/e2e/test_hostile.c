@@ -646,19 +646,26 @@ static void test_slowloris_http(void **state) {
     stop_clean(h);
 }
 
-/* Read the rapport_connections_open gauge over HTTP (-1: no answer). */
-static long open_connections(const rp_h *h) {
+/* Read one unlabelled metric (a gauge or counter) from GET /metrics
+ * (-1: no answer, or no such line). */
+static long metric_value(const rp_h *h, const char *name) {
     size_t cap = 1 << 20;
     char *out = malloc(cap);
     assert_non_null(out);
+    char key[128];
+    int kn = snprintf(key, sizeof key, "\n%s ", name);
+    assert_true(kn > 0 && (size_t)kn < sizeof key);
     long v = -1;
     if (http_get(h, "/metrics", NULL, out, cap) == 200) {
-        const char *p = strstr(out, "\nrapport_connections_open ");
-        if (p) v = strtol(p + 26, NULL, 10);
+        const char *p = strstr(out, key);
+        if (p) v = strtol(p + kn, NULL, 10);
     }
     free(out);
     return v;
 }
+
+/* The rapport_connections_open gauge (-1: no answer). */
+static long open_connections(const rp_h *h) { return metric_value(h, "rapport_connections_open"); }
 
 /* Put a send-only socket in non-blocking mode and write n-byte chunks of
  * data until the kernel has taken nothing for stall_ms. Returns bytes sent. */
@@ -789,6 +796,8 @@ static void test_pipeline_never_reads_http(void **state) {
     memwatch m;
     witness_start(wp, h, true);
     mem_begin(h, &m);
+    long timed_out0 = metric_value(h, "rapport_connections_timed_out_total");
+    assert_true(timed_out0 >= 0);
     char hreq[160];
     int hl = snprintf(hreq, sizeof hreq, "GET /v1/customers/big HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
     size_t n = (size_t)hl * 4096;
@@ -803,11 +812,23 @@ static void test_pipeline_never_reads_http(void **state) {
     free(hbuf);
     long rss = proc_kb(h->pid, "VmRSS");
     fprintf(stderr, "  never-reading http client: server took %zu KB of requests; VmRSS %ld kB\n", sent / 1024, rss);
-    /* After slow_timeout_ms of unwritable replies the server closes. Its
-     * FIN waits behind the replies we did not read, so look by reading
-     * now: what it had written, then EOF — not an endless stream of
-     * replies to the rest of the pipeline. */
-    rp_h_sleep_ms(3000);
+    /* After slow_timeout_ms of unwritable replies the server shuts the
+     * connection down and counts it as timed out: wait for that count (a
+     * fixed sleep raced the server's sweeper on a loaded machine, and once
+     * this client reads, the replies become writable again). Its FIN waits
+     * behind the replies we did not read, so then look by reading: what it
+     * had written, then EOF — not an endless stream of replies to the rest
+     * of the pipeline. */
+    long long wait0 = rp_h_now_ms();
+    long timed_out = timed_out0;
+    while (timed_out <= timed_out0 && rp_h_now_ms() - wait0 < 30000) {
+        rp_h_sleep_ms(20); /* polling interval, not synchronisation */
+        timed_out = metric_value(h, "rapport_connections_timed_out_total");
+    }
+    fprintf(stderr, "  never-reading http client: timed out by the server after %lld ms of waiting\n",
+            rp_h_now_ms() - wait0);
+    if (timed_out <= timed_out0)
+        fail_msg("the HTTP face did not time out a client that never reads within 30 s (slow_timeout_ms = 2000)");
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     struct timeval tv = {3, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
