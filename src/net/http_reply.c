@@ -108,21 +108,31 @@ void rp_http_send_not_allowed(struct evhttp_request *req, const char *reqid, con
     rp_http_send_error_status(req, reqid, 405, RP_BAD_REQUEST, "method not allowed on this route");
 }
 
+/* Unpack a reply's msgpack bytes into *o on the zone *z: 1 when unpacked,
+ * 0 when they are not MessagePack (z live in both cases: the caller destroys
+ * it), -1 when there was no memory for the zone (503 sent). */
+static int unpack_reply(struct evhttp_request *req, const char *reqid, const char *data, size_t len,
+                        msgpack_zone *z, msgpack_object *o) {
+    if (!msgpack_zone_init(z, 4096)) {
+        rp_http_send_error(req, reqid, RP_UNAVAILABLE, "out of memory");
+        return -1;
+    }
+    size_t off = 0;
+    return msgpack_unpack(data, len, &off, z, o) == MSGPACK_UNPACK_SUCCESS ? 1 : 0;
+}
+
 /* Send a msgpack result as JSON (200). The bytes are the api's own output
  * (not client input), so they are unpacked without the validator's walk. */
 void rp_http_send_result(rp_http *h, struct evhttp_request *req, const char *reqid, const char *data,
                         size_t len) {
     msgpack_zone z;
     msgpack_object o;
-    size_t off = 0;
-    if (!msgpack_zone_init(&z, 4096)) {
-        rp_http_send_error(req, reqid, RP_UNAVAILABLE, "out of memory");
-        return;
-    }
+    int got = unpack_reply(req, reqid, data, len, &z, &o);
+    if (got < 0) return;
     rp_buf b;
     rp_buf_init(&b, h->cfg->max_output_bytes);
     rp_errbuf eb = {0};
-    rp_err rc = msgpack_unpack(data, len, &off, &z, &o) == MSGPACK_UNPACK_SUCCESS
+    rp_err rc = got > 0
                     ? rp_msgpack_to_json(&o, 0, &b, &eb)
                     : rp_errf(&eb, RP_INTERNAL, "the reply is not MessagePack");
     if (rc == RP_OK) rp_http_send_body(req, reqid, 200, "application/json", b.p, b.len);
@@ -137,13 +147,9 @@ void rp_http_send_import_result(rp_http *h, struct evhttp_request *req, const ch
                                const char *data, size_t len) {
     msgpack_zone z;
     msgpack_object o;
-    size_t off = 0;
-    if (!msgpack_zone_init(&z, 4096)) {
-        rp_http_send_error(req, reqid, RP_UNAVAILABLE, "out of memory");
-        return;
-    }
-    if (msgpack_unpack(data, len, &off, &z, &o) != MSGPACK_UNPACK_SUCCESS ||
-        o.type != MSGPACK_OBJECT_MAP) {
+    int got = unpack_reply(req, reqid, data, len, &z, &o);
+    if (got < 0) return;
+    if (got == 0 || o.type != MSGPACK_OBJECT_MAP) {
         msgpack_zone_destroy(&z);
         rp_http_send_result(h, req, reqid, data, len);
         return;

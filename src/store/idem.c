@@ -39,16 +39,27 @@ static int64_t val_expires(const MDB_val *v) {
     return (int64_t)rp_keys_get_be64(v->mv_data);
 }
 
+/* key's entry into *v and its expiry into *expires (-1: no entry). A corrupt
+ * entry is INTERNAL naming the key. */
+static rp_err read_entry(rp_store *s, MDB_txn *txn, rp_str key, MDB_val *v, int64_t *expires, rp_errbuf *eb) {
+    *expires = -1;
+    MDB_val k = rp_si_mval(key.p, key.n);
+    int mrc = mdb_get(txn, s->dbi[RP_DB_IDEM], &k, v);
+    if (mrc == MDB_NOTFOUND) return RP_OK;
+    if (mrc) return rp_si_mdb(eb, mrc, "reading an idempotency key");
+    *expires = val_expires(v);
+    if (*expires < 0) return rp_errf(eb, RP_INTERNAL, "corrupt idempotency entry '%.*s'", (int)key.n, key.p);
+    return RP_OK;
+}
+
 rp_err rp_store_idem_get(rp_store *s, MDB_txn *txn, rp_str key, const uint8_t hash[RP_IDEM_HASH],
                          int64_t now, rp_idem_hit *out, rp_errbuf *eb) {
     assert(rp_idem_key_valid(key));
     memset(out, 0, sizeof *out);
-    MDB_val k = rp_si_mval(key.p, key.n), v;
-    int mrc = mdb_get(txn, s->dbi[RP_DB_IDEM], &k, &v);
-    if (mrc == MDB_NOTFOUND) return RP_OK;
-    if (mrc) return rp_si_mdb(eb, mrc, "reading an idempotency key");
-    int64_t expires = val_expires(&v);
-    if (expires < 0) return rp_errf(eb, RP_INTERNAL, "corrupt idempotency entry '%.*s'", (int)key.n, key.p);
+    MDB_val v;
+    int64_t expires;
+    rp_err rc = read_entry(s, txn, key, &v, &expires, eb);
+    if (rc != RP_OK || expires < 0) return rc;
     if (expires <= rp_si_now(now)) return RP_OK; /* expired: as absent; the next put replaces it */
     if (memcmp((const char *)v.mv_data + 8, hash, RP_IDEM_HASH) != 0)
         return rp_errf(eb, RP_CONFLICT,
@@ -111,14 +122,13 @@ rp_err rp_store_idem_count(rp_store *s, MDB_txn *txn, uint64_t *out, rp_errbuf *
 
 /* Remove key's entry and its idem_exp twin, when there is one. */
 static rp_err delete_key(rp_store *s, MDB_txn *txn, rp_str key, rp_errbuf *eb) {
-    MDB_val k = rp_si_mval(key.p, key.n), v;
-    int mrc = mdb_get(txn, s->dbi[RP_DB_IDEM], &k, &v);
-    if (mrc == MDB_NOTFOUND) return RP_OK;
-    if (mrc) return rp_si_mdb(eb, mrc, "reading an idempotency key");
-    int64_t expires = val_expires(&v);
-    if (expires < 0) return rp_errf(eb, RP_INTERNAL, "corrupt idempotency entry '%.*s'", (int)key.n, key.p);
+    MDB_val v;
+    int64_t expires;
+    rp_err rc = read_entry(s, txn, key, &v, &expires, eb);
+    if (rc != RP_OK || expires < 0) return rc;
     unsigned char ek[IDEM_EXPKEY_MAX];
-    MDB_val e = rp_si_mval(ek, exp_key(ek, (uint64_t)expires, key));
+    MDB_val e = rp_si_mval(ek, exp_key(ek, (uint64_t)expires, key)), k = rp_si_mval(key.p, key.n);
+    int mrc;
     if ((mrc = mdb_del(txn, s->dbi[RP_DB_IDEM_EXP], &e, NULL)) != 0 && mrc != MDB_NOTFOUND)
         return rp_si_mdb(eb, mrc, "replacing an idempotency key");
     if ((mrc = mdb_del(txn, s->dbi[RP_DB_IDEM], &k, NULL)) != 0)

@@ -1,5 +1,5 @@
 /* calls.h — JSON-in, msgpack-out RPC calls and result probes for the e2e
- * suites (test_rpc, test_hostile, test_exhaust, test_crash).
+ * suites.
  *
  * Params are written as JSON text for readability and converted with the
  * server's own bridge (net/json.h); results are read with rp_mp_get. Every
@@ -10,6 +10,7 @@
 #define RP_TEST_CALLS_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -69,6 +70,13 @@ static inline const char *err_call(rp_client *c, const char *method, const char 
 
 /* Field of a result map, or NULL. */
 static inline const msgpack_object *mp_get(const msgpack_object *m, const char *key) { return rp_mp_get(m, key); }
+
+/* An unsigned integer (o must be one). */
+static inline uint64_t mp_u64(const msgpack_object *o) {
+    assert_non_null(o);
+    assert_int_equal(o->type, MSGPACK_OBJECT_POSITIVE_INTEGER);
+    return o->via.u64;
+}
 
 static inline bool mp_is_str(const msgpack_object *o, const char *s) {
     return o && o->type == MSGPACK_OBJECT_STR && o->via.str.size == strlen(s) &&

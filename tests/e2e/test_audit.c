@@ -25,6 +25,8 @@
 
 #include "e2e/harness.h"
 #include "e2e/calls.h"
+#include "e2e/http.h"
+#include "e2e/run.h"
 
 #define TOK_ROUTE "route-token-0123456789"
 #define TOK_AGENT "agent-token-0123456789"
@@ -57,62 +59,20 @@ static rp_client *as_role(const rp_h *h, const char *tok, rp_role want) {
     return c;
 }
 
-/* One HTTP request on its own connection; returns the status, the whole
- * response (headers and body) in out. */
-static int http(const rp_h *h, const char *method, const char *path, const char *tok,
-                const char *reqid, const char *body, char *out, size_t cap) {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)h->http_port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    struct timeval tv = {20, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
-    char *req = NULL;
-    int n = asprintf(&req,
-                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-                     "Authorization: Bearer %s\r\nX-Request-Id: %s\r\n"
-                     "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-                     method, path, tok, reqid, body ? strlen(body) : 0, body ? body : "");
-    assert_true(n > 0);
-    for (size_t off = 0; off < (size_t)n;) {
-        ssize_t w = send(fd, req + off, (size_t)n - off, MSG_NOSIGNAL);
-        assert_true(w > 0);
-        off += (size_t)w;
-    }
-    free(req);
-    size_t got = 0;
-    for (ssize_t r; got + 1 < cap && (r = recv(fd, out + got, cap - 1 - got, 0)) > 0;) got += (size_t)r;
-    out[got] = '\0';
-    close(fd);
-    int status = 0;
-    if (sscanf(out, "HTTP/1.%*d %d", &status) != 1) status = 0;
-    return status;
-}
-
 /* HTTP request that must answer want. */
 static void http_ok(const rp_h *h, const char *method, const char *path, const char *tok,
                     const char *reqid, const char *body, int want) {
-    static char out[262144];
-    int st = http(h, method, path, tok, reqid, body, out, sizeof out);
-    if (st != want) fail_msg("%s %s: status %d, wanted %d: %.300s", method, path, st, want, out);
+    char hdr[512];
+    snprintf(hdr, sizeof hdr,
+             "Authorization: Bearer %s\r\nX-Request-Id: %s\r\nContent-Type: application/json\r\n", tok,
+             reqid);
+    rp_http_resp r = rp_http(h, method, path, hdr, body);
+    if (r.status != want) fail_msg("%s %s: status %d, wanted %d: %.300s", method, path, r.status, want, r.text);
+    free(r.text);
 }
 
 /* The audit log as text (heap, NUL-terminated; "" when absent). */
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "r");
-    if (f == NULL) return strdup("");
-    char *s = NULL;
-    size_t n = 0;
-    FILE *m = open_memstream(&s, &n);
-    assert_non_null(m);
-    char buf[4096];
-    size_t r;
-    while ((r = fread(buf, 1, sizeof buf, f)) > 0) fwrite(buf, 1, r, m);
-    fclose(f);
-    fclose(m);
-    return s;
-}
+static char *slurp(const char *path) { return access(path, F_OK) == 0 ? rp_slurp(path, NULL) : strdup(""); }
 
 static int count_lines(const char *s) {
     int n = 0;

@@ -35,6 +35,8 @@
 
 #include "e2e/calls.h"
 #include "e2e/harness.h"
+#include "e2e/http.h"
+#include "e2e/run.h"
 
 #define TOK_AGENT "agent-secret-0123456789"
 #define TOK_INGEST "ingest-secret-0123456789"
@@ -72,44 +74,7 @@ static int pair_teardown(void **state) {
 /* Run rapport args... with stdout to out_path (NULL: /dev/null), stderr to
  * err_path; returns the exit status. */
 static int run_rapport(const char *out_path, const char *err_path, const char *const *args) {
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int in = open("/dev/null", O_RDONLY);
-        int out = open(out_path ? out_path : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int err = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (in < 0 || out < 0 || err < 0) _exit(126);
-        dup2(in, 0);
-        dup2(out, 1);
-        dup2(err, 2);
-        unsetenv("RAPPORT_TOKEN");
-        char bin[512];
-        snprintf(bin, sizeof bin, "%s/rapport", RP_BINARY_DIR);
-        const char *argv[32] = {bin};
-        int n = 1;
-        for (int i = 0; args[i] && n < 31; i++) argv[n++] = args[i];
-        argv[n] = NULL;
-        execv(bin, (char *const *)argv);
-        _exit(127);
-    }
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    return rp_h_status(st);
-}
-
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    if (len) *len = (size_t)n;
-    return buf;
+    return rp_run_files(NULL, out_path, err_path, NULL, args);
 }
 
 #define RAPPORT(h, ...)                                                                            \
@@ -121,7 +86,7 @@ static void rapport_ok(const rp_h *h, const char *const *args) {
     snprintf(errp, sizeof errp, "%s/rapport.err", h->dir);
     int code = run_rapport(NULL, errp, args);
     if (code != 0) {
-        char *e = slurp(errp, NULL);
+        char *e = rp_slurp(errp, NULL);
         fprintf(stderr, "rapport %s %s: exit %d\n%s\n", args[0], args[1] ? args[1] : "", code, e);
         free(e);
     }
@@ -316,28 +281,13 @@ static void test_backup_live(void **state) {
 
 /* One HTTP request; returns the status code, the body in body (cap). */
 static int http_post(const rp_h *h, const char *target, const char *token, char *body, size_t cap) {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)h->http_port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    char req[1024];
-    int n = snprintf(req, sizeof req,
-                     "POST %s HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer %s\r\n"
-                     "Content-Length: 0\r\nConnection: close\r\n\r\n",
-                     target, token);
-    assert_int_equal(write(fd, req, (size_t)n), n);
-    char resp[8192];
-    size_t got = 0;
-    ssize_t r;
-    while (got < sizeof resp - 1 && (r = read(fd, resp + got, sizeof resp - 1 - got)) > 0) got += (size_t)r;
-    resp[got] = '\0';
-    close(fd);
-    int status = 0;
-    assert_int_equal(sscanf(resp, "HTTP/1.1 %d", &status), 1);
-    const char *b = strstr(resp, "\r\n\r\n");
-    snprintf(body, cap, "%s", b ? b + 4 : "");
-    return status;
+    char hdr[256];
+    snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", token);
+    rp_http_resp r = rp_http(h, "POST", target, hdr, NULL);
+    assert_int_not_equal(r.status, -1);
+    snprintf(body, cap, "%s", r.body);
+    free(r.text);
+    return r.status;
 }
 
 static void test_backup_roles(void **state) {
@@ -407,20 +357,20 @@ static void test_backup_cli_local(void **state) {
     assert_int_equal(run_rapport(NULL, errp, (const char *const[]){"--server", p->a.addr, "--token",
                                                                    TOK_AGENT, "backup", e3, NULL}),
                      3);
-    char *msg = slurp(errp, NULL);
+    char *msg = rp_slurp(errp, NULL);
     assert_non_null(strstr(msg, "FORBIDDEN"));
     free(msg);
     /* the copies export the same bytes as the server */
     RAPPORT(&p->a, "--server", p->a.addr, "--token", TOK_ADMIN, "export", e1);
     RAPPORT(&p->a, "--data", local, "export", e2);
     size_t la, lb;
-    char *x = slurp(e1, &la), *y = slurp(e2, &lb);
+    char *x = rp_slurp(e1, &la), *y = rp_slurp(e2, &lb);
     assert_true(la > 0);
     assert_int_equal(la, lb);
     assert_memory_equal(x, y, la);
     free(y);
     RAPPORT(&p->a, "--data", remote, "export", e2);
-    y = slurp(e2, &lb);
+    y = rp_slurp(e2, &lb);
     assert_int_equal(la, lb);
     assert_memory_equal(x, y, la);
     free(x);

@@ -31,98 +31,24 @@
 #include <unistd.h>
 
 #include "e2e/harness.h"
+#include "e2e/run.h"
 
 /* --- running the binary ------------------------------------------------------------ */
 
-typedef struct run_res {
-    int code;    /* exit status (128 + signal when killed) */
-    char *out;   /* stdout, NUL-terminated (malloc'd) */
-    size_t out_len;
-    char *err;   /* stderr, NUL-terminated (malloc'd) */
-} run_res;
-
-static void run_free(run_res *r) {
-    free(r->out);
-    free(r->err);
-    memset(r, 0, sizeof *r);
-}
-
-/* Read a whole file into a NUL-terminated buffer. */
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    assert_non_null(buf);
-    size_t got;
-    while ((got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += got;
-        if (cap - n - 1 == 0) {
-            cap *= 2;
-            buf = realloc(buf, cap);
-            assert_non_null(buf);
-        }
-    }
-    fclose(f);
-    buf[n] = '\0';
-    if (len) *len = n;
-    return buf;
-}
-
 static char g_dir[256]; /* scratch directory of the whole suite */
-
-/* In the child: the environment the test asks for. NO_COLOR and
- * RAPPORT_TOKEN are cleared unless given. */
-static void child_env(const char *const *env) {
-    unsetenv("NO_COLOR");
-    unsetenv("RAPPORT_TOKEN");
-    for (int i = 0; env && env[i]; i++) putenv((char *)env[i]);
-}
-
-static void child_exec(const char *const *args) {
-    char bin[512];
-    snprintf(bin, sizeof bin, "%s/rapport", RP_BINARY_DIR);
-    const char *argv[64] = {bin};
-    int n = 1;
-    for (int i = 0; args[i] && n < 63; i++) argv[n++] = args[i];
-    argv[n] = NULL;
-    execv(bin, (char *const *)argv);
-    _exit(127);
-}
 
 /* Run rapport with args (NULL-terminated); stdin from in_path (NULL:
  * /dev/null); extra environment entries env ("K=V", NULL-terminated, or
  * NULL). stdout and stderr are captured. */
-static run_res run_env(const char *in_path, const char *const *env, const char *const *args) {
-    char outp[320], errp[320];
-    snprintf(outp, sizeof outp, "%s/stdout", g_dir);
-    snprintf(errp, sizeof errp, "%s/stderr", g_dir);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int in = open(in_path ? in_path : "/dev/null", O_RDONLY);
-        int out = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int err = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (in < 0 || out < 0 || err < 0) _exit(126);
-        dup2(in, 0);
-        dup2(out, 1);
-        dup2(err, 2);
-        child_env(env);
-        child_exec(args);
-    }
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    run_res r = {.code = rp_h_status(st)};
-    r.out = slurp(outp, &r.out_len);
-    r.err = slurp(errp, NULL);
-    return r;
+static rp_run run_env(const char *in_path, const char *const *env, const char *const *args) {
+    return rp_run_in(g_dir, in_path, env, args);
 }
 
-static run_res run(const char *const *args) { return run_env(NULL, NULL, args); }
+static rp_run run(const char *const *args) { return run_env(NULL, NULL, args); }
 
 /* Run rapport with stdout on a pseudo-terminal (120 columns); stderr is
  * captured in a file. */
-static run_res run_tty(const char *const *env, const char *const *args) {
+static rp_run run_tty(const char *const *env, const char *const *args) {
     int master = posix_openpt(O_RDWR | O_NOCTTY);
     assert_true(master >= 0);
     assert_int_equal(grantpt(master), 0);
@@ -150,8 +76,8 @@ static run_res run_tty(const char *const *env, const char *const *args) {
         dup2(slave, 1);
         dup2(err, 2);
         close(master);
-        child_env(env);
-        child_exec(args);
+        rp_run_child_env(env);
+        rp_run_child_exec(args);
     }
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap);
@@ -173,35 +99,18 @@ static run_res run_tty(const char *const *env, const char *const *args) {
     int st;
     assert_int_equal(waitpid(pid, &st, 0), pid);
     buf[n] = '\0';
-    run_res r = {.code = rp_h_status(st), .out = buf, .out_len = n};
-    r.err = slurp(errp, NULL);
+    rp_run r = {.code = rp_h_status(st), .out = buf, .out_len = n};
+    r.err = rp_slurp(errp, NULL);
     return r;
 }
 
 #define RUN(...) run((const char *const[]){__VA_ARGS__, NULL})
 
-static void expect_code(const run_res *r, int want) {
+static void expect_code(const rp_run *r, int want) {
     if (r->code != want)
         fprintf(stderr, "exit %d, wanted %d\n-- stdout --\n%s\n-- stderr --\n%s\n", r->code, want,
                 r->out, r->err);
     assert_int_equal(r->code, want);
-}
-
-static void write_file(const char *path, const char *text) {
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    assert_int_equal(fclose(f), 0);
-}
-
-/* Parse JSON output (one document) with jansson; fails the test if it is
- * not JSON. Caller json_decref's. */
-static json_t *parse_json(const char *text) {
-    json_error_t e;
-    json_t *j = json_loads(text, 0, &e);
-    if (j == NULL) fprintf(stderr, "not JSON (%s): %s\n", e.text, text);
-    assert_non_null(j);
-    return j;
 }
 
 /* A fresh empty path under the suite's directory. */
@@ -237,17 +146,17 @@ static void test_ping(void **state) {
     (void)state;
     rp_h h;
     assert_int_equal(rp_h_start(&h, NULL), 0);
-    run_res r = RUN("--server", h.addr, "ping");
+    rp_run r = RUN("--server", h.addr, "ping");
     expect_code(&r, 0);
     assert_non_null(strstr(r.out, "pong"));
-    run_free(&r);
+    rp_run_free(&r);
     r = RUN("ping", "--server", h.addr, "--json"); /* global flags after the command too */
     expect_code(&r, 0);
-    json_t *j = parse_json(r.out);
+    json_t *j = rp_json_parse(r.out);
     assert_true(json_is_true(json_object_get(j, "pong")));
     assert_true(json_is_integer(json_object_get(j, "time")));
     json_decref(j);
-    run_free(&r);
+    rp_run_free(&r);
     assert_int_equal(rp_h_stop(&h), 0);
     rp_h_cleanup(&h);
 }
@@ -257,15 +166,15 @@ static void test_put_get(void **state) {
     (void)state;
     rp_h h;
     assert_int_equal(rp_h_start(&h, NULL), 0);
-    run_res r = RUN("--server", h.addr, "put",
+    rp_run r = RUN("--server", h.addr, "put",
                     "{\"id\":\"cli-1\",\"name\":\"Ana Lopez\",\"language\":\"es\","
                     "\"phones\":[\"415.555.0101\"],\"emails\":[\"Ana@Example.com\"]}");
     expect_code(&r, 0);
     assert_non_null(strstr(r.out, "version"));
-    run_free(&r);
+    rp_run_free(&r);
     r = RUN("--server", h.addr, "--json", "get", "cli-1");
     expect_code(&r, 0);
-    json_t *j = parse_json(r.out);
+    json_t *j = rp_json_parse(r.out);
     assert_string_equal(json_string_value(json_object_get(j, "name")), "Ana Lopez");
     assert_string_equal(json_string_value(json_array_get(json_object_get(j, "phones"), 0)),
                         "+14155550101");
@@ -273,31 +182,31 @@ static void test_put_get(void **state) {
                         "ana@example.com");
     assert_int_equal(json_integer_value(json_object_get(j, "version")), 1);
     json_decref(j);
-    run_free(&r);
+    rp_run_free(&r);
     /* readable form: the header line has the name and the language */
     r = RUN("--server", h.addr, "get", "cli-1");
     expect_code(&r, 0);
     assert_non_null(strstr(r.out, "Ana Lopez"));
     assert_non_null(strstr(r.out, "Spanish"));
     assert_null(strchr(r.out, '\033')); /* a pipe: no colors */
-    run_free(&r);
+    rp_run_free(&r);
     r = RUN("--server", h.addr, "patch", "cli-1", "{\"tier\":\"gold\"}");
     expect_code(&r, 0);
-    run_free(&r);
+    rp_run_free(&r);
     /* event from stdin */
     char evp[320];
     scratch_path(evp, sizeof evp, "event.json");
     char ev[256];
     snprintf(ev, sizeof ev, "{\"ts\":%s,\"channel\":\"phone\",\"kind\":\"contact\",\"topic\":\"billing\","
              "\"outcome\":\"unresolved\",\"summary\":\"Charged twice\"}", g_now);
-    write_file(evp, ev);
+    rp_write_file(evp, ev);
     r = run_env(evp, NULL, (const char *const[]){"--server", h.addr, "event", "cli-1", NULL});
     expect_code(&r, 0);
-    run_free(&r);
+    rp_run_free(&r);
     r = RUN("--server", h.addr, "issue", "cli-1",
             "{\"issue_id\":\"T-1\",\"topic\":\"billing\",\"status\":\"open\",\"summary\":\"Double charge\"}");
     expect_code(&r, 0);
-    run_free(&r);
+    rp_run_free(&r);
     /* the card, found by the phone in another format */
     r = RUN("--server", h.addr, "context", "--phone", "+1 (415) 555-0101");
     expect_code(&r, 0);
@@ -306,38 +215,38 @@ static void test_put_get(void **state) {
     assert_non_null(strstr(r.out, "Charged twice"));
     assert_non_null(strstr(r.out, "T-1"));
     assert_non_null(strstr(r.out, "gold"));
-    run_free(&r);
+    rp_run_free(&r);
     r = RUN("--server", h.addr, "history", "cli-1");
     expect_code(&r, 0);
     assert_non_null(strstr(r.out, "Charged twice"));
-    run_free(&r);
+    rp_run_free(&r);
     r = RUN("--server", h.addr, "issues", "cli-1");
     expect_code(&r, 0);
     assert_non_null(strstr(r.out, "Double charge"));
-    run_free(&r);
+    rp_run_free(&r);
     r = RUN("--server", h.addr, "route", "--phone", "4155550101");
     expect_code(&r, 0);
     assert_non_null(strstr(r.out, "cli-1"));
-    run_free(&r);
+    rp_run_free(&r);
     /* merge a duplicate, then the old id answers as the survivor */
     r = RUN("--server", h.addr, "put", "{\"id\":\"cli-2\",\"name\":\"Ana L.\"}");
     expect_code(&r, 0);
-    run_free(&r);
+    rp_run_free(&r);
     r = RUN("--server", h.addr, "merge", "cli-2", "cli-1");
     expect_code(&r, 0);
-    run_free(&r);
+    rp_run_free(&r);
     r = RUN("--server", h.addr, "--json", "get", "cli-2");
     expect_code(&r, 0);
-    j = parse_json(r.out);
+    j = rp_json_parse(r.out);
     assert_string_equal(json_string_value(json_object_get(j, "id")), "cli-1");
     json_decref(j);
-    run_free(&r);
+    rp_run_free(&r);
     r = RUN("--server", h.addr, "forget", "cli-1");
     expect_code(&r, 0);
-    run_free(&r);
+    rp_run_free(&r);
     r = RUN("--server", h.addr, "get", "cli-1");
     expect_code(&r, 1);
-    run_free(&r);
+    rp_run_free(&r);
     assert_int_equal(rp_h_stop(&h), 0);
     rp_h_cleanup(&h);
 }
@@ -347,27 +256,27 @@ static void test_exit_codes(void **state) {
     (void)state;
     rp_h h;
     assert_int_equal(rp_h_start(&h, NULL), 0);
-    run_res r = RUN("--server", h.addr, "get", "nobody");
+    rp_run r = RUN("--server", h.addr, "get", "nobody");
     expect_code(&r, 1);
     assert_non_null(strstr(r.err, "NOT_FOUND"));
-    run_free(&r);
+    rp_run_free(&r);
     r = RUN("--server", h.addr, "context", "--phone", "+1 212 555 0199");
     expect_code(&r, 1); /* an unknown caller: found false */
     assert_non_null(strstr(r.out, "Unknown caller"));
     assert_non_null(strstr(r.out, "first_contact"));
-    run_free(&r);
+    rp_run_free(&r);
     r = RUN("--server", h.addr, "--json", "route", "--phone", "+1 212 555 0199");
     expect_code(&r, 1);
-    json_t *j = parse_json(r.out);
+    json_t *j = rp_json_parse(r.out);
     assert_true(json_is_false(json_object_get(j, "found")));
     json_decref(j);
-    run_free(&r);
+    rp_run_free(&r);
     r = RUN("--server", h.addr, "lookup", "--email", "nobody@example.com");
     expect_code(&r, 1);
-    run_free(&r);
+    rp_run_free(&r);
     r = RUN("--server", h.addr, "context", "--id", "nobody");
     expect_code(&r, 1);
-    run_free(&r);
+    rp_run_free(&r);
     /* usage errors: caught before any connection */
     const char *const *usage[] = {
         (const char *const[]){NULL},
@@ -391,34 +300,34 @@ static void test_exit_codes(void **state) {
         if (r.code != 2) fprintf(stderr, "usage case %zu\n", i);
         expect_code(&r, 2);
         assert_true(r.err[0] != '\0'); /* said why */
-        run_free(&r);
+        rp_run_free(&r);
     }
     /* a request the server refuses as invalid is a usage error too */
     r = RUN("--server", h.addr, "event", "x", "{\"ts\":1,\"channel\":\"fax\",\"kind\":\"contact\"}");
     expect_code(&r, 2);
     assert_non_null(strstr(r.err, "BAD_REQUEST"));
-    run_free(&r);
+    rp_run_free(&r);
     /* help: exit 0, documents the exit codes */
     r = RUN("--help");
     expect_code(&r, 0);
     assert_non_null(strstr(r.out, "exit codes"));
     assert_non_null(strstr(r.out, "import"));
-    run_free(&r);
+    rp_run_free(&r);
     r = RUN("context", "--help");
     expect_code(&r, 0);
     assert_non_null(strstr(r.out, "--phone"));
-    run_free(&r);
+    rp_run_free(&r);
     /* server down: exit 3 with a clear message */
     char addr[64];
     snprintf(addr, sizeof addr, "127.0.0.1:%d", rp_h_free_port());
     r = RUN("--server", addr, "ping");
     expect_code(&r, 3);
     assert_non_null(strstr(r.err, "cannot connect"));
-    run_free(&r);
+    rp_run_free(&r);
     assert_int_equal(rp_h_stop(&h), 0);
     r = RUN("--server", h.addr, "get", "x");
     expect_code(&r, 3);
-    run_free(&r);
+    rp_run_free(&r);
     rp_h_cleanup(&h);
 }
 
@@ -426,21 +335,13 @@ static void test_exit_codes(void **state) {
 static void demo_file(const char *path, const char *n) {
     char outp[320];
     snprintf(outp, sizeof outp, "%s/stdout", g_dir);
-    run_res r = RUN("demo", "--customers", n, "--seed", "7", "--now", g_now, "--events", "5-60");
+    rp_run r = RUN("demo", "--customers", n, "--seed", "7", "--now", g_now, "--events", "5-60");
     expect_code(&r, 0);
-    run_free(&r);
+    rp_run_free(&r);
     assert_int_equal(rename(outp, path), 0);
 }
 
-static void expect_same_file(const char *a, const char *b) {
-    size_t la, lb;
-    char *x = slurp(a, &la), *y = slurp(b, &lb);
-    assert_true(la > 0);
-    assert_int_equal(la, lb);
-    assert_memory_equal(x, y, la);
-    free(x);
-    free(y);
-}
+static void expect_same_file(const char *a, const char *b) { assert_true(rp_expect_same_file(a, b) > 0); }
 
 /* export -> import into an empty data directory -> export: same bytes; and
  * a read-only --data export while rapportd runs on the directory agrees. */
@@ -455,36 +356,36 @@ static void test_export_import_roundtrip(void **state) {
     scratch_path(e3, sizeof e3, "e3.ndjson");
     scratch_path(dir, sizeof dir, "roundtrip-data");
     demo_file(demo, "200");
-    run_res r = RUN("--server", h.addr, "import", demo);
+    rp_run r = RUN("--server", h.addr, "import", demo);
     expect_code(&r, 0);
     assert_non_null(strstr(r.err, "imported"));
     assert_non_null(strstr(r.err, "0 skipped"));
     assert_null(strstr(r.err, "\r")); /* no progress line in a pipe */
-    run_free(&r);
+    rp_run_free(&r);
     r = RUN("--server", h.addr, "export", e1);
     expect_code(&r, 0);
-    run_free(&r);
+    rp_run_free(&r);
     r = RUN("--data", h.data, "export", e3); /* read-only, beside the server */
     expect_code(&r, 0);
-    run_free(&r);
+    rp_run_free(&r);
     expect_same_file(e1, e3);
     r = RUN("--data", dir, "import", e1);
     expect_code(&r, 0);
-    run_free(&r);
+    rp_run_free(&r);
     r = RUN("--data", dir, "export"); /* to stdout */
     expect_code(&r, 0);
     FILE *f = fopen(e2, "wb");
     assert_non_null(f);
     assert_int_equal(fwrite(r.out, 1, r.out_len, f), r.out_len);
     assert_int_equal(fclose(f), 0);
-    run_free(&r);
+    rp_run_free(&r);
     expect_same_file(e1, e2);
     /* every line is a JSON object with a type; 200 customers */
     size_t n;
-    char *text = slurp(e1, &n);
+    char *text = rp_slurp(e1, &n);
     int customers = 0;
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
-        json_t *j = parse_json(line);
+        json_t *j = rp_json_parse(line);
         const char *t = json_string_value(json_object_get(j, "type"));
         assert_non_null(t);
         if (strcmp(t, "customer") == 0) customers++;
@@ -497,10 +398,10 @@ static void test_export_import_roundtrip(void **state) {
     expect_code(&r, 0);
     char phone[64];
     snprintf(phone, sizeof phone, "%.*s", (int)strcspn(r.out, "\n"), r.out);
-    run_free(&r);
+    rp_run_free(&r);
     r = RUN("--server", h.addr, "--json", "context", "--phone", phone);
     expect_code(&r, 0);
-    json_t *j = parse_json(r.out);
+    json_t *j = rp_json_parse(r.out);
     assert_string_equal(json_string_value(json_object_get(json_object_get(j, "customer"), "id")),
                         "c0000008");
     json_t *reasons = json_object_get(j, "likely_reasons");
@@ -508,18 +409,18 @@ static void test_export_import_roundtrip(void **state) {
     assert_string_equal(json_string_value(json_object_get(json_array_get(reasons, 0), "topic")),
                         "delivery");
     json_decref(j);
-    run_free(&r);
+    rp_run_free(&r);
     /* a shared household line: customer 50 also lists customer 49's phone */
     r = RUN("demo", "--seed", "7", "--phone-of", "49");
     expect_code(&r, 0);
     snprintf(phone, sizeof phone, "%.*s", (int)strcspn(r.out, "\n"), r.out);
-    run_free(&r);
+    rp_run_free(&r);
     r = RUN("--server", h.addr, "context", "--phone", phone);
     expect_code(&r, 0);
     assert_non_null(strstr(r.out, "Ambiguous caller"));
     assert_non_null(strstr(r.out, "c0000049"));
     assert_non_null(strstr(r.out, "c0000050"));
-    run_free(&r);
+    rp_run_free(&r);
     assert_int_equal(rp_h_stop(&h), 0);
     rp_h_cleanup(&h);
 }
@@ -532,7 +433,7 @@ static void test_bad_lines(void **state) {
     assert_int_equal(rp_h_start(&h, NULL), 0);
     char path[320];
     scratch_path(path, sizeof path, "bad.ndjson");
-    write_file(path,
+    rp_write_file(path,
                "{\"type\":\"customer\",\"id\":\"bad-1\",\"name\":\"B One\"}\n"           /* 1 */
                "{\"type\":\"event\",\"customer_id\":\"bad-1\",\"ts\":1790000000,"
                "\"channel\":\"phone\",\"kind\":\"contact\"}\n"                             /* 2 */
@@ -542,7 +443,7 @@ static void test_bad_lines(void **state) {
                "\"channel\":\"fax\",\"kind\":\"contact\"}\n"                               /* 5 */
                "[1,2]\n"                                                                   /* 6 */
                "{\"type\":\"customer\",\"id\":\"bad-2\",\"name\":\"B Two\"}\n");          /* 7 */
-    run_res r = RUN("--server", h.addr, "import", path);
+    rp_run r = RUN("--server", h.addr, "import", path);
     expect_code(&r, 3); /* records were skipped, and no --allow-skips */
     assert_non_null(strstr(r.err, "3 record(s) skipped (pass --allow-skips"));
     assert_non_null(strstr(r.err, "line 3:"));
@@ -552,21 +453,21 @@ static void test_bad_lines(void **state) {
     assert_null(strstr(r.err, "line 4:")); /* a blank line is not an error */
     assert_non_null(strstr(r.err, "3 records imported, 3 skipped"));
     assert_true(strstr(r.err, "line 3:") < strstr(r.err, "line 5:")); /* in file order */
-    run_free(&r);
+    rp_run_free(&r);
     r = RUN("--server", h.addr, "get", "bad-2");
     expect_code(&r, 0);
-    run_free(&r);
+    rp_run_free(&r);
     /* --json: the summary for scripts on stdout */
     r = RUN("--server", h.addr, "--json", "import", "--allow-skips", path);
     expect_code(&r, 0); /* skipping on purpose */
     assert_null(strstr(r.err, "--allow-skips"));
-    json_t *j = parse_json(r.out);
+    json_t *j = rp_json_parse(r.out);
     assert_int_equal(json_integer_value(json_object_get(j, "imported")), 3);
     assert_int_equal(json_integer_value(json_object_get(j, "skipped")), 3);
     assert_int_equal(json_integer_value(json_object_get(j, "lines")), 7);
     assert_true(json_is_false(json_object_get(j, "stopped")));
     json_decref(j);
-    run_free(&r);
+    rp_run_free(&r);
 
     /* --strict, into a data directory and through the server */
     char dir[320];
@@ -576,17 +477,17 @@ static void test_bad_lines(void **state) {
     assert_non_null(strstr(r.err, "line 3:"));
     assert_null(strstr(r.err, "line 5:")); /* stopped before */
     assert_non_null(strstr(r.err, "2 records imported"));
-    run_free(&r);
+    rp_run_free(&r);
     r = RUN("--data", dir, "get", "bad-1");
     expect_code(&r, 0);
-    run_free(&r);
+    rp_run_free(&r);
     r = RUN("--data", dir, "get", "bad-2");
     expect_code(&r, 1); /* nothing after the bad line */
-    run_free(&r);
+    rp_run_free(&r);
 
     /* a record the server refuses, in the middle of a batch */
     scratch_path(path, sizeof path, "strict.ndjson");
-    write_file(path,
+    rp_write_file(path,
                "{\"type\":\"customer\",\"id\":\"st-1\",\"name\":\"S One\"}\n"
                "{\"type\":\"customer\",\"id\":\"st-2\",\"name\":\"S Two\"}\n"
                "{\"type\":\"event\",\"customer_id\":\"nobody\",\"ts\":1790000000,"
@@ -596,44 +497,44 @@ static void test_bad_lines(void **state) {
     expect_code(&r, 3);
     assert_non_null(strstr(r.err, "line 3:"));
     assert_non_null(strstr(r.err, "NOT_FOUND"));
-    run_free(&r);
+    rp_run_free(&r);
     r = RUN("--server", h.addr, "get", "st-2");
     expect_code(&r, 0); /* the good records before it are in */
-    run_free(&r);
+    rp_run_free(&r);
     r = RUN("--server", h.addr, "get", "st-3");
     expect_code(&r, 1);
-    run_free(&r);
+    rp_run_free(&r);
     /* from stdin */
     r = run_env(path, NULL, (const char *const[]){"--server", h.addr, "import", "-", NULL});
     expect_code(&r, 3);
     assert_non_null(strstr(r.err, "line 3:"));
-    run_free(&r);
+    rp_run_free(&r);
     /* the issue's example: nothing but bad lines, on stdin, either mode */
     char junk[320];
     scratch_path(junk, sizeof junk, "junk.ndjson");
-    write_file(junk, "a\nb\n");
+    rp_write_file(junk, "a\nb\n");
     r = run_env(junk, NULL, (const char *const[]){"--data", dir, "import", "-", NULL});
     expect_code(&r, 3);
     assert_non_null(strstr(r.err, "0 records imported, 2 skipped"));
-    run_free(&r);
+    rp_run_free(&r);
     r = run_env(junk, NULL, (const char *const[]){"--data", dir, "import", "--allow-skips", "-", NULL});
     expect_code(&r, 0);
-    run_free(&r);
+    rp_run_free(&r);
     r = run_env(junk, NULL, (const char *const[]){"--server", h.addr, "import", "-", NULL});
     expect_code(&r, 3);
-    run_free(&r);
+    rp_run_free(&r);
     /* without skips, --allow-skips changes nothing */
-    write_file(junk, "{\"type\":\"customer\",\"id\":\"ok-1\"}\n");
+    rp_write_file(junk, "{\"type\":\"customer\",\"id\":\"ok-1\"}\n");
     r = run_env(junk, NULL, (const char *const[]){"--server", h.addr, "import", "--allow-skips", "-", NULL});
     expect_code(&r, 0);
-    run_free(&r);
+    rp_run_free(&r);
     r = RUN("--server", h.addr, "get", "st-3");
     expect_code(&r, 0);
-    run_free(&r);
+    rp_run_free(&r);
     /* a missing file is a usage error */
     r = RUN("--server", h.addr, "import", "/nonexistent/file.ndjson");
     expect_code(&r, 2);
-    run_free(&r);
+    rp_run_free(&r);
     assert_int_equal(rp_h_stop(&h), 0);
     rp_h_cleanup(&h);
 }
@@ -647,29 +548,29 @@ static void test_import_bom(void **state) {
     char path[320], dir[320];
     scratch_path(path, sizeof path, "bom.ndjson");
     scratch_path(dir, sizeof dir, "bom-data");
-    write_file(path, "\xEF\xBB\xBF{\"type\":\"customer\",\"id\":\"bom-1\",\"name\":\"B\"}\r\n"
+    rp_write_file(path, "\xEF\xBB\xBF{\"type\":\"customer\",\"id\":\"bom-1\",\"name\":\"B\"}\r\n"
                      "{\"type\":\"customer\",\"id\":\"bom-2\",\"name\":\"C\"}\r\n");
-    run_res r = RUN("--server", h.addr, "import", path);
+    rp_run r = RUN("--server", h.addr, "import", path);
     expect_code(&r, 0);
     assert_non_null(strstr(r.err, "2 records imported, 0 skipped"));
-    run_free(&r);
+    rp_run_free(&r);
     r = RUN("--data", dir, "import", path);
     expect_code(&r, 0);
     assert_non_null(strstr(r.err, "2 records imported, 0 skipped"));
-    run_free(&r);
+    rp_run_free(&r);
     r = run_env(path, NULL, (const char *const[]){"--data", dir, "import", "-", NULL});
     expect_code(&r, 0);
-    run_free(&r);
+    rp_run_free(&r);
     r = RUN("--server", h.addr, "get", "bom-1");
     expect_code(&r, 0);
-    run_free(&r);
+    rp_run_free(&r);
     /* a BOM that does not open the file is part of its line: skipped */
-    write_file(path, "{\"type\":\"customer\",\"id\":\"bom-3\"}\n"
+    rp_write_file(path, "{\"type\":\"customer\",\"id\":\"bom-3\"}\n"
                      "\xEF\xBB\xBF{\"type\":\"customer\",\"id\":\"bom-4\"}\n");
     r = RUN("--server", h.addr, "import", path);
     expect_code(&r, 3);
     assert_non_null(strstr(r.err, "line 2:"));
-    run_free(&r);
+    rp_run_free(&r);
     assert_int_equal(rp_h_stop(&h), 0);
     rp_h_cleanup(&h);
 }
@@ -682,56 +583,56 @@ static void test_data_mode(void **state) {
     scratch_path(dir, sizeof dir, "local-data");
     scratch_path(missing, sizeof missing, "no-such-store");
     /* reading a directory with no store: a store error, nothing created */
-    run_res r = RUN("--data", missing, "get", "x");
+    rp_run r = RUN("--data", missing, "get", "x");
     expect_code(&r, 3);
-    run_free(&r);
+    rp_run_free(&r);
     struct stat st;
     assert_int_not_equal(stat(missing, &st), 0);
     r = RUN("--data", dir, "put", "{\"id\":\"loc-1\",\"name\":\"Local One\",\"phones\":[\"(212) 555-0142\"]}");
     expect_code(&r, 0);
-    run_free(&r);
+    rp_run_free(&r);
     r = RUN("--data", dir, "--json", "lookup", "--phone", "tel:+12125550142");
     expect_code(&r, 0);
-    json_t *j = parse_json(r.out);
+    json_t *j = rp_json_parse(r.out);
     assert_string_equal(
         json_string_value(json_object_get(json_array_get(json_object_get(j, "candidates"), 0), "customer_id")),
         "loc-1");
     json_decref(j);
-    run_free(&r);
+    rp_run_free(&r);
     r = RUN("--data", dir, "ping");
     expect_code(&r, 0);
     assert_non_null(strstr(r.out, "pong"));
-    run_free(&r);
+    rp_run_free(&r);
     r = RUN("--data", dir, "--json", "stats");
     expect_code(&r, 0);
-    j = parse_json(r.out);
+    j = rp_json_parse(r.out);
     assert_int_equal(json_integer_value(json_object_get(j, "customers")), 1);
     json_decref(j);
-    run_free(&r);
+    rp_run_free(&r);
     /* the context card in --data mode: no audit line among the output */
     r = RUN("--data", dir, "context", "--id", "loc-1");
     expect_code(&r, 0);
     assert_non_null(strstr(r.out, "Local One"));
     assert_null(strstr(r.err, "audit"));
-    run_free(&r);
+    rp_run_free(&r);
     /* --config: default_country changes how a national number reads */
     char conf[320];
     scratch_path(conf, sizeof conf, "cli.conf");
-    write_file(conf, "default_country = GB\n");
+    rp_write_file(conf, "default_country = GB\n");
     r = RUN("--data", dir, "--config", conf, "put",
             "{\"id\":\"loc-2\",\"name\":\"Local Two\",\"phones\":[\"020 7946 0958\"]}");
     expect_code(&r, 0);
-    run_free(&r);
+    rp_run_free(&r);
     r = RUN("--data", dir, "--json", "get", "loc-2");
     expect_code(&r, 0);
-    j = parse_json(r.out);
+    j = rp_json_parse(r.out);
     assert_string_equal(json_string_value(json_array_get(json_object_get(j, "phones"), 0)),
                         "+442079460958");
     json_decref(j);
-    run_free(&r);
+    rp_run_free(&r);
     r = RUN("--data", dir, "--config", "/nonexistent.conf", "ping");
     expect_code(&r, 2);
-    run_free(&r);
+    rp_run_free(&r);
 }
 
 /* --- tests: one writer per data directory -------------------------------------------- */
@@ -743,9 +644,9 @@ static void test_one_writer_per_directory(void **state) {
     (void)state;
     rp_h h;
     assert_int_equal(rp_h_start(&h, NULL), 0);
-    run_res r = RUN("--server", h.addr, "put", "{\"id\":\"lock-1\",\"name\":\"Held Once\"}");
+    rp_run r = RUN("--server", h.addr, "put", "{\"id\":\"lock-1\",\"name\":\"Held Once\"}");
     expect_code(&r, 0);
-    run_free(&r);
+    rp_run_free(&r);
 
     rp_h second = h; /* same data, its own ports, config and log */
     snprintf(second.conf, sizeof second.conf, "%s/second.conf", h.dir);
@@ -765,26 +666,26 @@ static void test_one_writer_per_directory(void **state) {
     /* the first goes on serving; reading beside it is fine ... */
     r = RUN("--server", h.addr, "get", "lock-1");
     expect_code(&r, 0);
-    run_free(&r);
+    rp_run_free(&r);
     r = RUN("--data", h.data, "get", "lock-1");
     expect_code(&r, 0);
     assert_non_null(strstr(r.out, "Held Once"));
-    run_free(&r);
+    rp_run_free(&r);
     /* ... writing beside it is not */
     r = RUN("--data", h.data, "put", "{\"id\":\"lock-2\",\"name\":\"Held Twice\"}");
     expect_code(&r, 3);
     assert_non_null(strstr(r.err, want));
-    run_free(&r);
+    rp_run_free(&r);
 
     /* kill -9: the kernel drops the lock with the process */
     rp_h_kill9(&h);
     r = RUN("--data", h.data, "put", "{\"id\":\"lock-2\",\"name\":\"Held Twice\"}");
     expect_code(&r, 0);
-    run_free(&r);
+    rp_run_free(&r);
     assert_int_equal(rp_h_restart(&h), 0);
     r = RUN("--server", h.addr, "get", "lock-2");
     expect_code(&r, 0);
-    run_free(&r);
+    rp_run_free(&r);
     assert_int_equal(rp_h_stop(&h), 0);
     rp_h_cleanup(&h);
 }
@@ -797,9 +698,9 @@ static void test_colors(void **state) {
     scratch_path(dir, sizeof dir, "color-data");
     scratch_path(demo, sizeof demo, "color.ndjson");
     demo_file(demo, "16");
-    run_res r = RUN("--data", dir, "import", demo);
+    rp_run r = RUN("--data", dir, "import", demo);
     expect_code(&r, 0);
-    run_free(&r);
+    rp_run_free(&r);
     /* on a terminal: ANSI colors, and the card's sections */
     r = run_tty(NULL, (const char *const[]){"--data", dir, "context", "--id", "c0000008", NULL});
     expect_code(&r, 0);
@@ -824,62 +725,62 @@ static void test_colors(void **state) {
         else if (((unsigned char)*p & 0xC0) != 0x80 && ++col > widest) widest = col;
     }
     assert_true(widest <= 120);
-    run_free(&r);
+    rp_run_free(&r);
     /* NO_COLOR on a terminal: none */
     r = run_tty((const char *const[]){"NO_COLOR=1", NULL},
                 (const char *const[]){"--data", dir, "context", "--id", "c0000008", NULL});
     expect_code(&r, 0);
     assert_null(strchr(r.out, '\033'));
     assert_non_null(strstr(r.out, "LIKELY REASONS"));
-    run_free(&r);
+    rp_run_free(&r);
     /* a pipe: none */
     r = RUN("--data", dir, "context", "--id", "c0000008");
     expect_code(&r, 0);
     assert_null(strchr(r.out, '\033'));
     assert_non_null(strstr(r.out, "broken_promise"));
-    run_free(&r);
+    rp_run_free(&r);
     /* --json on a terminal is still plain JSON */
     r = run_tty(NULL, (const char *const[]){"--data", dir, "--json", "context", "--id", "c0000008", NULL});
     expect_code(&r, 0);
     assert_null(strchr(r.out, '\033'));
-    json_t *j = parse_json(r.out);
+    json_t *j = rp_json_parse(r.out);
     assert_true(json_is_true(json_object_get(j, "found")));
     assert_true(json_array_size(json_object_get(j, "cues")) > 0);
     assert_true(json_is_object(json_object_get(j, "attributes")));
     json_decref(j);
-    run_free(&r);
+    rp_run_free(&r);
     /* history and issues render as tables; --json history has the cursor */
     r = RUN("--data", dir, "--json", "history", "c0000008", "--limit", "2");
     expect_code(&r, 0);
-    j = parse_json(r.out);
+    j = rp_json_parse(r.out);
     assert_int_equal(json_array_size(json_object_get(j, "events")), 2);
     const char *next = json_string_value(json_object_get(j, "next"));
     assert_non_null(next);
     char cursor[64];
     snprintf(cursor, sizeof cursor, "%s", next);
     json_decref(j);
-    run_free(&r);
+    rp_run_free(&r);
     r = RUN("--data", dir, "history", "c0000008", "--limit", "2", "--before", cursor);
     expect_code(&r, 0);
     assert_non_null(strstr(r.out, "History of c0000008 - 2 events"));
-    run_free(&r);
+    rp_run_free(&r);
 }
 
 /* demo is deterministic and needs no server. */
 static void test_demo(void **state) {
     (void)state;
-    run_res a = RUN("demo", "--customers", "3", "--seed", "5", "--now", "1790000000");
-    run_res b = RUN("demo", "--customers", "3", "--seed", "5", "--now", "1790000000");
+    rp_run a = RUN("demo", "--customers", "3", "--seed", "5", "--now", "1790000000");
+    rp_run b = RUN("demo", "--customers", "3", "--seed", "5", "--now", "1790000000");
     expect_code(&a, 0);
     expect_code(&b, 0);
     assert_true(a.out_len > 0);
     assert_int_equal(a.out_len, b.out_len);
     assert_memory_equal(a.out, b.out, a.out_len);
-    json_t *j = parse_json(strtok(a.out, "\n"));
+    json_t *j = rp_json_parse(strtok(a.out, "\n"));
     assert_string_equal(json_string_value(json_object_get(j, "type")), "customer");
     json_decref(j);
-    run_free(&a);
-    run_free(&b);
+    rp_run_free(&a);
+    rp_run_free(&b);
 }
 
 int main(void) {

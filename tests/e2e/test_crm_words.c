@@ -31,97 +31,33 @@
 #include <unistd.h>
 
 #include "e2e/harness.h"
-
-typedef struct resp {
-    int status;
-    char *text; /* the whole reply, NUL-terminated (malloc'd) */
-    const char *body;
-} resp;
+#include "e2e/http.h"
+#include "e2e/run.h"
 
 /* One HTTP request on its own connection; the reply read to EOF. */
-static resp http(const rp_h *h, const char *method, const char *path, const char *body) {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)h->http_port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    struct timeval tv = {20, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
-    size_t blen = body ? strlen(body) : 0;
-    char head[1024];
-    int n = snprintf(head, sizeof head,
-                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-                     "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
-                     method, path, blen);
-    assert_int_equal(send(fd, head, (size_t)n, MSG_NOSIGNAL), n);
-    if (blen) assert_int_equal(send(fd, body, blen, MSG_NOSIGNAL), (ssize_t)blen);
-    size_t cap = 8192, len = 0;
-    char *p = malloc(cap);
-    assert_non_null(p);
-    ssize_t got;
-    while ((got = recv(fd, p + len, cap - len - 1, 0)) > 0) {
-        len += (size_t)got;
-        if (cap - len - 1 == 0) p = realloc(p, cap *= 2), assert_non_null(p);
-    }
-    close(fd);
-    p[len] = '\0';
-    resp r = {0, p, ""};
-    assert_int_equal(sscanf(p, "HTTP/1.%*d %d", &r.status), 1);
-    const char *b = strstr(p, "\r\n\r\n");
-    r.body = b ? b + 4 : "";
+static rp_http_resp http(const rp_h *h, const char *method, const char *path, const char *body) {
+    rp_http_resp r = rp_http(h, method, path, "Content-Type: application/json\r\n", body);
+    assert_int_not_equal(r.status, -1);
     return r;
-}
-
-static void expect_has(const char *hay, const char *needle) {
-    if (strstr(hay, needle) == NULL) fail_msg("expected\n  %s\nin\n  %s", needle, hay);
 }
 
 /* Request, check the status and (if given) a piece of the body. */
 static void expect(const rp_h *h, const char *method, const char *path, const char *body,
                    int status, const char *want) {
-    resp r = http(h, method, path, body);
+    rp_http_resp r = http(h, method, path, body);
     if (r.status != status)
         fail_msg("%s %s: status %d, expected %d: %s", method, path, r.status, status, r.body);
-    if (want) expect_has(r.body, want);
+    if (want) rp_expect_has(r.body, want);
     free(r.text);
 }
 
-/* Run `rapport args...`; stdout and stderr go to files in dir, read back
- * into *out / *err (malloc'd). Returns the exit status. */
+/* Run `rapport args...`; stdout and stderr go to files in h's directory,
+ * read back into *out / *err (malloc'd). Returns the exit status. */
 static int rapport(const rp_h *h, const char *const *args, char **out, char **err) {
-    char outp[400], errp[400];
-    snprintf(outp, sizeof outp, "%s/cli.out", h->dir);
-    snprintf(errp, sizeof errp, "%s/cli.err", h->dir);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        FILE *o = freopen(outp, "w", stdout), *e = freopen(errp, "w", stderr);
-        if (o == NULL || e == NULL) _exit(126);
-        char bin[512];
-        snprintf(bin, sizeof bin, "%s/rapport", RP_BINARY_DIR);
-        const char *argv[16] = {bin};
-        int n = 1;
-        for (int i = 0; args[i] && n < 15; i++) argv[n++] = args[i];
-        argv[n] = NULL;
-        unsetenv("RAPPORT_TOKEN");
-        execv(bin, (char *const *)argv);
-        _exit(127);
-    }
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    const char *paths[2] = {outp, errp};
-    char **dst[2] = {out, err};
-    for (int k = 0; k < 2; k++) {
-        FILE *f = fopen(paths[k], "rb");
-        assert_non_null(f);
-        char *buf = calloc(1, 1 << 16);
-        assert_non_null(buf);
-        size_t got = fread(buf, 1, (1 << 16) - 1, f);
-        buf[got] = '\0';
-        fclose(f);
-        *dst[k] = buf;
-    }
-    return rp_h_status(st);
+    rp_run r = rp_run_in(h->dir, NULL, NULL, args);
+    *out = r.out;
+    *err = r.err;
+    return r.code;
 }
 
 static void test_help_desk_words(void **state) {
@@ -151,24 +87,24 @@ static void test_help_desk_words(void **state) {
            "{\"topic\":\"technical\",\"status\":\"open\",\"severity\":\"high\"}", 200, NULL);
 
     /* Read back: levels for ranking, the words as sent for display. */
-    resp r = http(h, "GET", "/v1/customers/zd-1/issues", NULL);
+    rp_http_resp r = http(h, "GET", "/v1/customers/zd-1/issues", NULL);
     assert_int_equal(r.status, 200);
-    expect_has(r.body, "\"issue_id\":\"ZD-4411\",\"topic\":\"billing\",\"status\":\"open\","
+    rp_expect_has(r.body, "\"issue_id\":\"ZD-4411\",\"topic\":\"billing\",\"status\":\"open\","
                        "\"status_raw\":\"new\",\"severity\":\"medium\",\"severity_raw\":\"normal\"");
-    expect_has(r.body, "\"status\":\"open\",\"status_raw\":\"Escalated\",\"severity\":\"high\","
+    rp_expect_has(r.body, "\"status\":\"open\",\"status_raw\":\"Escalated\",\"severity\":\"high\","
                        "\"severity_raw\":\"High\"");
-    expect_has(r.body, "\"status\":\"pending\",\"status_raw\":\"3\",\"severity\":\"critical\","
+    rp_expect_has(r.body, "\"status\":\"pending\",\"status_raw\":\"3\",\"severity\":\"critical\","
                        "\"severity_raw\":\"4\"");
-    expect_has(r.body, "\"issue_id\":\"RP-1\",\"topic\":\"technical\",\"status\":\"open\","
+    rp_expect_has(r.body, "\"issue_id\":\"RP-1\",\"topic\":\"technical\",\"status\":\"open\","
                        "\"severity\":\"high\",\"opened_at\"");
     free(r.text);
 
     /* The card: the missed callback on a "new" ticket is a broken promise. */
     r = http(h, "GET", "/v1/context?id=zd-1", NULL);
     assert_int_equal(r.status, 200);
-    expect_has(r.body, "\"code\":\"broken_promise\"");
-    expect_has(r.body, "(issue ZD-4411 about billing)");
-    expect_has(r.body, "\"severity_raw\":\"normal\"");
+    rp_expect_has(r.body, "\"code\":\"broken_promise\"");
+    rp_expect_has(r.body, "(issue ZD-4411 about billing)");
+    rp_expect_has(r.body, "\"severity_raw\":\"normal\"");
     free(r.text);
 
     /* An unknown word is a 400 naming the field and the value. */
@@ -198,24 +134,24 @@ static void test_help_desk_words(void **state) {
     char *out = NULL, *err = NULL;
     int code = rapport(h, (const char *const[]){"--server", h->addr, "import", path, NULL}, &out, &err);
     if (code != 0) fail_msg("import exit %d: %s %s", code, out, err);
-    expect_has(err, "5 records imported, 0 skipped");
+    rp_expect_has(err, "5 records imported, 0 skipped");
     if (strstr(err, "line ")) fail_msg("import refused lines: %s", err);
     free(out), free(err);
     r = http(h, "GET", "/v1/customers/zd-2/issues", NULL);
     assert_int_equal(r.status, 200);
-    expect_has(r.body, "\"issue_id\":\"ZD-1\",\"topic\":\"billing\",\"status\":\"resolved\","
+    rp_expect_has(r.body, "\"issue_id\":\"ZD-1\",\"topic\":\"billing\",\"status\":\"resolved\","
                        "\"status_raw\":\"solved\",\"severity\":\"medium\",\"severity_raw\":\"normal\"");
-    expect_has(r.body, "\"status\":\"pending\",\"status_raw\":\"hold\",\"severity\":\"critical\","
+    rp_expect_has(r.body, "\"status\":\"pending\",\"status_raw\":\"hold\",\"severity\":\"critical\","
                        "\"severity_raw\":\"URGENT\"");
-    expect_has(r.body, "\"status\":\"resolved\",\"status_raw\":\"5\",\"severity\":\"low\","
+    rp_expect_has(r.body, "\"status\":\"resolved\",\"status_raw\":\"5\",\"severity\":\"low\","
                        "\"severity_raw\":\"1\"");
-    expect_has(r.body, "\"status\":\"open\",\"status_raw\":\"In Progress\",\"severity\":\"critical\","
+    rp_expect_has(r.body, "\"status\":\"open\",\"status_raw\":\"In Progress\",\"severity\":\"critical\","
                        "\"severity_raw\":\"1 - Critical\"");
     free(r.text);
     r = http(h, "GET", "/v1/context?id=zd-2", NULL);
     assert_int_equal(r.status, 200);
-    expect_has(r.body, "\"code\":\"broken_promise\"");
-    expect_has(r.body, "(issue ZD-2 about delivery)");
+    rp_expect_has(r.body, "\"code\":\"broken_promise\"");
+    rp_expect_has(r.body, "(issue ZD-2 about delivery)");
     free(r.text);
 
     int st = rp_h_stop(h);

@@ -14,31 +14,22 @@
 #include <string.h>
 
 #include "e2e/harness.h"
+#include "e2e/run.h"
 
 /* curl -sS --data-binary @file to path; stdout into out. */
 static void curl_post(const rp_h *h, const char *path, const char *file, char *out, size_t cap) {
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "curl -sS --data-binary @%s http://127.0.0.1:%d%s", file,
-             h->http_port, path);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = '\0';
-    if (pclose(p) != 0) fail_msg("%s failed: %s", cmd, out);
+    int st;
+    char *o = rp_sh(&st, "curl -sS --data-binary @%s http://127.0.0.1:%d%s", file, h->http_port, path);
+    snprintf(out, cap, "%s", o);
+    free(o);
+    if (st != 0) fail_msg("curl POST %s failed: %s", path, out);
 }
 
 static void curl_get(const rp_h *h, const char *path, char *out, size_t cap) {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "curl -sS http://127.0.0.1:%d%s", h->http_port, path);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = '\0';
-    pclose(p);
-}
-
-static void expect_has(const char *hay, const char *needle) {
-    if (strstr(hay, needle) == NULL) fail_msg("expected\n  %s\nin\n  %s", needle, hay);
+    int st;
+    char *o = rp_sh(&st, "curl -sS http://127.0.0.1:%d%s", h->http_port, path);
+    snprintf(out, cap, "%s", o);
+    free(o);
 }
 
 static void test_import_over_max_container(void **state) {
@@ -54,14 +45,14 @@ static void test_import_over_max_container(void **state) {
                    "\"channel\":\"phone\",\"kind\":\"contact\"}\n", i);
     assert_int_equal(fclose(f), 0);
     curl_post(h, "/v1/import", file, out, sizeof out);
-    expect_has(out, "{\"imported\":25100,\"skipped\":0,\"errors\":[],\"duplicates\":0}");
+    rp_expect_has(out, "{\"imported\":25100,\"skipped\":0,\"errors\":[],\"duplicates\":0}");
     curl_get(h, "/v1/customers/big-24999", out, sizeof out);
-    expect_has(out, "\"id\":\"big-24999\"");
+    rp_expect_has(out, "\"id\":\"big-24999\"");
     curl_get(h, "/v1/customers/big-00000/events", out, sizeof out);
-    expect_has(out, "\"channel\":\"phone\"");
+    rp_expect_has(out, "\"channel\":\"phone\"");
     /* strict too */
     curl_post(h, "/v1/import?strict=true", file, out, sizeof out);
-    expect_has(out, "\"skipped\":0");
+    rp_expect_has(out, "\"skipped\":0");
     assert_int_equal(rp_h_stop(h), 0);
 }
 
@@ -76,16 +67,16 @@ static void test_import_bom(void **state) {
           "{\"type\":\"customer\",\"id\":\"bom-2\"}\r\n", f);
     assert_int_equal(fclose(f), 0);
     curl_post(h, "/v1/import?strict=true", file, out, sizeof out);
-    expect_has(out, "{\"imported\":2,\"skipped\":0,\"errors\":[],\"duplicates\":0}");
+    rp_expect_has(out, "{\"imported\":2,\"skipped\":0,\"errors\":[],\"duplicates\":0}");
     curl_get(h, "/v1/customers/bom-1", out, sizeof out);
-    expect_has(out, "\"id\":\"bom-1\"");
+    rp_expect_has(out, "\"id\":\"bom-1\"");
     /* a BOM on a later line is part of that line: not JSON */
     f = fopen(file, "w");
     assert_non_null(f);
     fputs("{\"type\":\"customer\",\"id\":\"bom-3\"}\n\xEF\xBB\xBF{\"type\":\"customer\",\"id\":\"bom-4\"}\n", f);
     assert_int_equal(fclose(f), 0);
     curl_post(h, "/v1/import", file, out, sizeof out);
-    expect_has(out, "line 2:");
+    rp_expect_has(out, "line 2:");
     assert_int_equal(rp_h_stop(h), 0);
 }
 

@@ -26,6 +26,7 @@
 
 #include "e2e/harness.h"
 #include "e2e/calls.h"
+#include "e2e/run.h"
 
 /* --- HTTP with curl ------------------------------------------------------------ */
 
@@ -37,28 +38,23 @@ typedef struct resp {
 /* curl -s -X method [-H 'Idempotency-Key: key'] [--data-binary body] path.
  * Bodies and keys of these tests hold no single quote. */
 static resp curl(const rp_h *h, const char *method, const char *path, const char *key, const char *body) {
-    char cmd[4096], hdr[300] = "";
+    char hdr[300] = "";
     if (key) snprintf(hdr, sizeof hdr, "-H 'Idempotency-Key: %s'", key);
-    snprintf(cmd, sizeof cmd,
-             "curl -s -X %s %s -H 'Content-Type: application/json' %s%s%s -w '\\n%%{http_code}' "
-             "http://127.0.0.1:%d%s",
-             method, hdr, body ? "--data-binary '" : "", body ? body : "", body ? "'" : "",
-             h->http_port, path);
+    int st;
+    char *out = rp_sh(&st,
+                      "curl -s -X %s %s -H 'Content-Type: application/json' %s%s%s -w '\\n%%{http_code}' "
+                      "http://127.0.0.1:%d%s",
+                      method, hdr, body ? "--data-binary '" : "", body ? body : "", body ? "'" : "",
+                      h->http_port, path);
     resp r = {0};
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t n = fread(r.body, 1, sizeof r.body - 1, p);
-    r.body[n] = '\0';
-    if (pclose(p) != 0) fail_msg("%s failed: %s", cmd, r.body);
+    snprintf(r.body, sizeof r.body, "%s", out);
+    free(out);
+    if (st != 0) fail_msg("curl %s %s failed: %s", method, path, r.body);
     char *nl = strrchr(r.body, '\n'); /* -w: the status on the last line */
     assert_non_null(nl);
     r.status = atoi(nl + 1);
     *nl = '\0';
     return r;
-}
-
-static void expect_has(const char *hay, const char *needle) {
-    if (strstr(hay, needle) == NULL) fail_msg("expected\n  %s\nin\n  %s", needle, hay);
 }
 
 /* How many times needle occurs in hay. */
@@ -84,7 +80,7 @@ static void test_http_retry(void **state) {
     assert_int_equal(a.status, 200);
     assert_int_equal(b.status, 200);
     assert_string_equal(a.body, b.body);
-    expect_has(a.body, "\"seq\":0");
+    rp_expect_has(a.body, "\"seq\":0");
     r = curl(h, "GET", "/v1/customers/crm-1/events?limit=10", NULL, NULL);
     assert_int_equal(r.status, 200);
     assert_int_equal(count_of(r.body, "\"summary\":"), 1);
@@ -92,8 +88,8 @@ static void test_http_retry(void **state) {
     /* the same key with another body, or on another route: CONFLICT */
     r = curl(h, "POST", "/v1/customers/crm-1/events", "act-0001", ev2);
     assert_int_equal(r.status, 409);
-    expect_has(r.body, "\"code\":\"CONFLICT\"");
-    expect_has(r.body, "idempotency key 'act-0001' was already used for a different request");
+    rp_expect_has(r.body, "\"code\":\"CONFLICT\"");
+    rp_expect_has(r.body, "idempotency key 'act-0001' was already used for a different request");
     r = curl(h, "PUT", "/v1/customers/crm-1", "act-0001", "{\"name\":\"Ana\"}");
     assert_int_equal(r.status, 409);
     r = curl(h, "GET", "/v1/customers/crm-1/events?limit=10", NULL, NULL);
@@ -105,7 +101,7 @@ static void test_http_retry(void **state) {
     longkey[129] = '\0';
     r = curl(h, "POST", "/v1/customers/crm-1/events", longkey, ev2);
     assert_int_equal(r.status, 400);
-    expect_has(r.body, "idempotency_key");
+    rp_expect_has(r.body, "idempotency_key");
     r = curl(h, "POST", "/v1/customers/crm-1/events", "caf\xc3\xa9", ev2);
     assert_int_equal(r.status, 400);
 
@@ -116,7 +112,7 @@ static void test_http_retry(void **state) {
     assert_int_equal(r.status, 200);
     r = curl(h, "POST", "/v1/customers/crm-2/events", "act-0002", ev2);
     assert_int_equal(r.status, 200);
-    expect_has(r.body, "\"customer_id\":\"crm-2\"");
+    rp_expect_has(r.body, "\"customer_id\":\"crm-2\"");
 
     /* reads ignore the header */
     r = curl(h, "GET", "/v1/customers/crm-1", "act-0001", NULL);
@@ -143,12 +139,6 @@ static size_t bytes_of(const msgpack_object *o, char *buf, size_t cap) {
 static uint32_t mp_len(const msgpack_object *o) {
     assert_non_null(o);
     return o->type == MSGPACK_OBJECT_ARRAY ? o->via.array.size : 0;
-}
-
-static uint64_t mp_u(const msgpack_object *o) {
-    assert_non_null(o);
-    assert_int_equal(o->type, MSGPACK_OBJECT_POSITIVE_INTEGER);
-    return o->via.u64;
 }
 
 static void test_rpc_retry(void **state) {
@@ -195,9 +185,9 @@ static void test_rpc_retry(void **state) {
     assert_int_equal(mp_len(mp_get(&r, "events")), 2);
     /* import takes a key too */
     r = ok_call(c, "import", imp);
-    assert_int_equal(mp_u(mp_get(&r, "imported")), 1);
+    assert_int_equal(mp_u64(mp_get(&r, "imported")), 1);
     r = ok_call(c, "import", imp);
-    assert_int_equal(mp_u(mp_get(&r, "imported")), 1);
+    assert_int_equal(mp_u64(mp_get(&r, "imported")), 1);
     r = ok_call(c, "history.list", "{\"id\":\"r-1\",\"limit\":10}");
     assert_int_equal(mp_len(mp_get(&r, "events")), 3);
     rp_client_close(c);
@@ -251,7 +241,7 @@ static void test_put_retry_after_kill9(void **state) {
     const char *put = "{\"idempotency_key\":\"put-77\",\"id\":\"k-1\",\"customer\":{\"name\":\"Ana\"}}";
     ok_call(c, "customer.put", "{\"id\":\"k-1\",\"customer\":{\"name\":\"Ana\"}}");
     msgpack_object r = ok_call(c, "customer.put", put);
-    assert_int_equal(mp_u(mp_get(&r, "version")), 2);
+    assert_int_equal(mp_u64(mp_get(&r, "version")), 2);
     char a[256], b[256];
     size_t an = bytes_of(&r, a, sizeof a);
     rp_client_close(c);
@@ -264,7 +254,7 @@ static void test_put_retry_after_kill9(void **state) {
     assert_int_equal(an, bn);
     assert_memory_equal(a, b, an);
     r = ok_call(c, "customer.get", "{\"id\":\"k-1\"}");
-    assert_int_equal(mp_u(mp_get(&r, "version")), 2);
+    assert_int_equal(mp_u64(mp_get(&r, "version")), 2);
     err_call(c, "customer.put", "{\"idempotency_key\":\"put-77\",\"id\":\"k-1\",\"customer\":{\"name\":\"Bo\"}}",
              RP_CONFLICT);
     rp_client_close(c);
@@ -282,9 +272,9 @@ static void test_ttl(void **state) {
     const char *p2 = "{\"idempotency_key\":\"ttl-1\",\"id\":\"t-1\",\"customer\":{\"name\":\"Bo\"}}";
     long long t0 = rp_h_now_ms();
     msgpack_object r = ok_call(c, "customer.put", p1);
-    assert_int_equal(mp_u(mp_get(&r, "version")), 1);
+    assert_int_equal(mp_u64(mp_get(&r, "version")), 1);
     r = ok_call(c, "customer.put", p1);
-    if (rp_h_now_ms() - t0 < 900) assert_int_equal(mp_u(mp_get(&r, "version")), 1);
+    if (rp_h_now_ms() - t0 < 900) assert_int_equal(mp_u64(mp_get(&r, "version")), 1);
     /* poll until the key is observed expired: another request under it is
      * no longer CONFLICT (bounded: the ttl plus a generous margin) */
     rp_err rc = RP_CONFLICT;
@@ -298,11 +288,11 @@ static void test_ttl(void **state) {
     if (rc != RP_OK) fprintf(stderr, "after the ttl: %s %s\n", rp_err_code(rc), eb.msg);
     assert_int_equal(rc, RP_OK);
     assert_true(polls > 1);
-    uint64_t v = mp_u(mp_get(&r, "version"));
+    uint64_t v = mp_u64(mp_get(&r, "version"));
     assert_true(v >= 2);
     /* and the key now remembers the new request */
     r = ok_call(c, "customer.put", p2);
-    if (rp_h_now_ms() - t0 < 10000) assert_true(mp_u(mp_get(&r, "version")) >= v);
+    if (rp_h_now_ms() - t0 < 10000) assert_true(mp_u64(mp_get(&r, "version")) >= v);
     rp_client_close(c);
     assert_int_equal(rp_h_stop(h), 0);
 }

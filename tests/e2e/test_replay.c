@@ -26,59 +26,29 @@
 
 #include "e2e/calls.h"
 #include "e2e/harness.h"
+#include "e2e/run.h"
 
-/* Run a shell command; returns its stdout (malloc'd) and exit status. */
-static char *sh(int *status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static char *sh(int *status, const char *fmt, ...) {
+/* The reply of a curl command (printf-style), parsed as JSON. */
+static json_t *curl_json(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static json_t *curl_json(const char *fmt, ...) {
     char cmd[2048];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(cmd, sizeof cmd, fmt, ap);
     va_end(ap);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t cap = 1 << 16, n = 0, got;
-    char *out = malloc(cap);
-    assert_non_null(out);
-    while ((got = fread(out + n, 1, cap - n - 1, p)) > 0) {
-        n += got;
-        if (n + 1 == cap) out = realloc(out, cap *= 2), assert_non_null(out);
-    }
-    out[n] = '\0';
-    int st = pclose(p);
-    *status = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-    return out;
-}
-
-static char *slurp_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    assert_int_equal(fseek(f, 0, SEEK_END), 0);
-    long n = ftell(f);
-    assert_true(n >= 0);
-    rewind(f);
-    char *b = malloc((size_t)n + 1);
-    assert_non_null(b);
-    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
-    b[n] = '\0';
-    fclose(f);
-    *len = (size_t)n;
-    return b;
+    int st;
+    char *out = rp_sh(&st, "%s", cmd);
+    assert_int_equal(st, 0);
+    json_t *j = rp_json_parse(out);
+    free(out);
+    return j;
 }
 
 /* POST an event over HTTP with curl; returns the parsed reply. */
 static json_t *http_post_event(const rp_h *h, const char *cid, const char *body) {
-    int st;
-    char *out = sh(&st, "curl -sS -X POST -H 'Content-Type: application/json' --data '%s' "
-                        "http://127.0.0.1:%d/v1/customers/%s/events",
-                   body, h->http_port, cid);
-    assert_int_equal(st, 0);
-    json_error_t e;
-    json_t *j = json_loads(out, 0, &e);
-    if (j == NULL) fprintf(stderr, "not JSON: %s\n", out);
-    assert_non_null(j);
-    free(out);
-    return j;
+    return curl_json("curl -sS -X POST -H 'Content-Type: application/json' --data '%s' "
+                     "http://127.0.0.1:%d/v1/customers/%s/events",
+                     body, h->http_port, cid);
 }
 
 /* The number of events of cid (history.list, one page). */
@@ -94,14 +64,7 @@ static size_t history_count(rp_client *c, const char *cid) {
 
 /* The text of cid's repeat_contact cue at `at` (malloc'd; NULL: none). */
 static char *repeat_cue(const rp_h *h, const char *cid, long long at) {
-    int st;
-    char *out = sh(&st, "curl -sS 'http://127.0.0.1:%d/v1/context?id=%s&at=%lld'", h->http_port, cid, at);
-    assert_int_equal(st, 0);
-    json_error_t e;
-    json_t *j = json_loads(out, 0, &e);
-    if (j == NULL) fprintf(stderr, "not JSON: %s\n", out);
-    assert_non_null(j);
-    free(out);
+    json_t *j = curl_json("curl -sS 'http://127.0.0.1:%d/v1/context?id=%s&at=%lld'", h->http_port, cid, at);
     char *text = NULL;
     json_t *cues = json_object_get(j, "cues"), *cue;
     size_t i;
@@ -177,10 +140,10 @@ static void test_retries_and_replays(void **state) {
     snprintf(f2, sizeof f2, "%s/e2.ndjson", h->dir);
     snprintf(empty, sizeof empty, "%s/empty-data", h->dir);
     int st;
-    char *out = sh(&st, "%s/rapport --server %s export %s 2>&1", RP_BINARY_DIR, h->addr, f1);
+    char *out = rp_sh(&st, "%s/rapport --server %s export %s 2>&1", RP_BINARY_DIR, h->addr, f1);
     assert_int_equal(st, 0);
     free(out);
-    out = sh(&st, "%s/rapport --server %s import %s 2>&1", RP_BINARY_DIR, h->addr, f1);
+    out = rp_sh(&st, "%s/rapport --server %s import %s 2>&1", RP_BINARY_DIR, h->addr, f1);
     if (st != 0) fprintf(stderr, "%s\n", out);
     assert_int_equal(st, 0);
     free(out);
@@ -189,14 +152,14 @@ static void test_retries_and_replays(void **state) {
     assert_string_equal(cue2, cue);
     free(cue2);
     /* twice, for good measure, and the export is the same */
-    out = sh(&st, "%s/rapport --server %s import %s 2>&1", RP_BINARY_DIR, h->addr, f1);
+    out = rp_sh(&st, "%s/rapport --server %s import %s 2>&1", RP_BINARY_DIR, h->addr, f1);
     assert_int_equal(st, 0);
     free(out);
-    out = sh(&st, "%s/rapport --server %s export %s 2>&1", RP_BINARY_DIR, h->addr, f2);
+    out = rp_sh(&st, "%s/rapport --server %s export %s 2>&1", RP_BINARY_DIR, h->addr, f2);
     assert_int_equal(st, 0);
     free(out);
     size_t n1, n2;
-    char *b1 = slurp_file(f1, &n1), *b2 = slurp_file(f2, &n2);
+    char *b1 = rp_slurp(f1, &n1), *b2 = rp_slurp(f2, &n2);
     assert_int_equal(n1, n2);
     assert_memory_equal(b1, b2, n1);
     assert_non_null(strstr(b1, "\"event_id\":\"CRM-3\""));
@@ -204,11 +167,11 @@ static void test_retries_and_replays(void **state) {
     free(b2);
 
     /* import into an empty data directory, export: the same bytes */
-    out = sh(&st, "%s/rapport --data %s import %s 2>&1", RP_BINARY_DIR, empty, f1);
+    out = rp_sh(&st, "%s/rapport --data %s import %s 2>&1", RP_BINARY_DIR, empty, f1);
     if (st != 0) fprintf(stderr, "%s\n", out);
     assert_int_equal(st, 0);
     free(out);
-    out = sh(&st, "%s/rapport --data %s export 2>/dev/null", RP_BINARY_DIR, empty);
+    out = rp_sh(&st, "%s/rapport --data %s export 2>/dev/null", RP_BINARY_DIR, empty);
     assert_int_equal(st, 0);
     assert_int_equal(strlen(out), n1);
     assert_memory_equal(out, b1, n1);

@@ -26,6 +26,7 @@
 
 #include "e2e/harness.h"
 #include "e2e/calls.h"
+#include "e2e/run.h"
 
 typedef struct fx {
     rp_h a, b;
@@ -48,72 +49,26 @@ static int fx_teardown(void **state) {
     return 0;
 }
 
-/* Read a whole file (NUL-terminated, malloc'd); *len its size. */
-static char *slurp(const char *path, size_t *len) {
-    FILE *fp = fopen(path, "rb");
-    assert_non_null(fp);
-    assert_int_equal(fseek(fp, 0, SEEK_END), 0);
-    long n = ftell(fp);
-    assert_true(n >= 0);
-    rewind(fp);
-    char *buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, fp), (size_t)n);
-    fclose(fp);
-    buf[n] = '\0';
-    if (len) *len = (size_t)n;
-    return buf;
-}
-
-static void write_file(const char *path, const char *text) {
-    FILE *fp = fopen(path, "w");
-    assert_non_null(fp);
-    fputs(text, fp);
-    assert_int_equal(fclose(fp), 0);
-}
-
 /* Run build/rapport with args (NULL-terminated), stdout and stderr into
  * dir/stdout and dir/stderr; returns the exit status. *err (may be NULL)
  * gets stderr (malloc'd). */
 static int rapport(const char *dir, char **err, const char *const *args) {
-    char outp[400], errp[400], bin[512];
-    snprintf(outp, sizeof outp, "%s/stdout", dir);
-    snprintf(errp, sizeof errp, "%s/stderr", dir);
-    snprintf(bin, sizeof bin, "%s/rapport", RP_BINARY_DIR);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        FILE *o = freopen(outp, "w", stdout), *e = freopen(errp, "w", stderr);
-        if (o == NULL || e == NULL) _exit(126);
-        unsetenv("RAPPORT_TOKEN");
-        const char *argv[32] = {bin};
-        int n = 1;
-        for (int i = 0; args[i] && n < 31; i++) argv[n++] = args[i];
-        argv[n] = NULL;
-        execv(bin, (char *const *)argv);
-        _exit(127);
+    rp_run r = rp_run_in(dir, NULL, NULL, args);
+    if (err) {
+        *err = r.err;
+        r.err = NULL;
+    } else if (r.code != 0) {
+        fprintf(stderr, "rapport %s: exit %d: %s\n", args[2], r.code, r.err);
     }
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    char *e = slurp(errp, NULL);
-    int code = rp_h_status(st);
-    if (err) *err = e;
-    else {
-        if (code != 0) fprintf(stderr, "rapport %s: exit %d: %s\n", args[2], code, e);
-        free(e);
-    }
+    int code = r.code;
+    rp_run_free(&r);
     return code;
 }
 
 #define RAPPORT(dir, err, ...) rapport(dir, err, (const char *const[]){__VA_ARGS__, NULL})
 
 /* An unsigned field of a result map. */
-static uint64_t mp_uint(const msgpack_object *m, const char *key) {
-    const msgpack_object *o = mp_get(m, key);
-    assert_non_null(o);
-    assert_int_equal(o->type, MSGPACK_OBJECT_POSITIVE_INTEGER);
-    return o->via.u64;
-}
+static uint64_t mp_uint(const msgpack_object *m, const char *key) { return mp_u64(mp_get(m, key)); }
 
 typedef struct counts {
     uint64_t customers, events, issues, aliases, phones;
@@ -135,17 +90,6 @@ static void expect_same_counts(counts x, counts y) {
     assert_int_equal(x.issues, y.issues);
     assert_int_equal(x.aliases, y.aliases);
     assert_int_equal(x.phones, y.phones);
-}
-
-static void expect_same_file(const char *x, const char *y) {
-    size_t nx, ny;
-    char *a = slurp(x, &nx), *b = slurp(y, &ny);
-    if (nx != ny || memcmp(a, b, nx) != 0)
-        fprintf(stderr, "-- %s --\n%s-- %s --\n%s", x, a, y, b);
-    assert_int_equal(nx, ny);
-    assert_memory_equal(a, b, nx);
-    free(a);
-    free(b);
 }
 
 /* The checks on a restored server: dup-1 answers as uk-1 everywhere. */
@@ -199,7 +143,7 @@ static void test_restore_keeps_aliases(void **state) {
     snprintf(eb1, sizeof eb1, "%s/b1.ndjson", d);
     snprintf(eb2, sizeof eb2, "%s/b2.ndjson", d);
     assert_int_equal(RAPPORT(d, NULL, "--server", f->a.addr, "export", ea), 0);
-    char *text = slurp(ea, NULL);
+    char *text = rp_slurp(ea, NULL);
     /* the alias line comes after its customer's lines */
     const char *cust = strstr(text, "{\"type\":\"customer\",\"id\":\"uk-1\"");
     const char *alias = strstr(text, "{\"type\":\"alias\",\"id\":\"dup-1\",\"customer_id\":\"uk-1\"}\n");
@@ -224,7 +168,7 @@ static void test_restore_keeps_aliases(void **state) {
     assert_int_equal(cb.aliases, 1);
     assert_int_equal(cb.events, 1);
     assert_int_equal(RAPPORT(d, NULL, "--server", f->b.addr, "export", eb1), 0);
-    expect_same_file(ea, eb1);
+    rp_expect_same_file(ea, eb1);
 
     /* Again, the whole file: nothing changes. Customers keep their version,
      * issues are replaced by themselves, the alias is already there, and
@@ -235,7 +179,7 @@ static void test_restore_keeps_aliases(void **state) {
     free(err);
     expect_same_counts(cb, stats_of(&f->b));
     assert_int_equal(RAPPORT(d, NULL, "--server", f->b.addr, "export", eb2), 0);
-    expect_same_file(ea, eb2);
+    rp_expect_same_file(ea, eb2);
     expect_merged(&f->b);
 
     assert_int_equal(rp_h_stop(&f->a), 0);
@@ -251,7 +195,7 @@ static void test_alias_order_and_conflicts(void **state) {
     const char *d = f->a.dir;
     char path[400];
     snprintf(path, sizeof path, "%s/order.ndjson", d);
-    write_file(path, "{\"type\":\"alias\",\"id\":\"dup-1\",\"customer_id\":\"uk-1\"}\n"
+    rp_write_file(path, "{\"type\":\"alias\",\"id\":\"dup-1\",\"customer_id\":\"uk-1\"}\n"
                      "{\"type\":\"customer\",\"id\":\"uk-1\",\"name\":\"Ann\"}\n"
                      "{\"type\":\"customer\",\"id\":\"uk-2\",\"name\":\"Bo\"}\n"
                      "{\"type\":\"alias\",\"id\":\"uk-2\",\"customer_id\":\"uk-1\"}\n"
@@ -266,13 +210,13 @@ static void test_alias_order_and_conflicts(void **state) {
     free(err);
     assert_int_equal(stats_of(&f->a).aliases, 0);
 
-    write_file(path, "{\"type\":\"alias\",\"id\":\"dup-1\",\"customer_id\":\"uk-1\"}\n"
+    rp_write_file(path, "{\"type\":\"alias\",\"id\":\"dup-1\",\"customer_id\":\"uk-1\"}\n"
                      "{\"type\":\"alias\",\"id\":\"dup-1\",\"customer_id\":\"uk-1\"}\n");
     err = NULL;
     assert_int_equal(RAPPORT(d, &err, "--server", f->a.addr, "import", path), 0);
     assert_non_null(strstr(err, "2 records imported, 0 skipped"));
     free(err);
-    write_file(path, "{\"type\":\"alias\",\"id\":\"dup-1\",\"customer_id\":\"uk-2\"}\n");
+    rp_write_file(path, "{\"type\":\"alias\",\"id\":\"dup-1\",\"customer_id\":\"uk-2\"}\n");
     err = NULL;
     assert_int_equal(RAPPORT(d, &err, "--server", f->a.addr, "import", path), 3);
     assert_non_null(strstr(err, "CONFLICT: id 'dup-1' was merged into 'uk-1', not 'uk-2'"));

@@ -24,48 +24,9 @@
 #include "core/error.h"
 #include "model/record.h"
 #include "store/store.h"
+#include "store/fixture.h"
 
-#define NOW ((int64_t)1732350000)
-#define S(x) rp_str_c(x)
-
-typedef struct fx {
-    char dir[64];
-    rp_config cfg;
-    rp_store *s;
-} fx;
-
-static int setup(void **state) {
-    fx *f = calloc(1, sizeof *f);
-    if (f == NULL) return -1;
-    strcpy(f->dir, "/tmp/rp_alias_XXXXXX");
-    if (mkdtemp(f->dir) == NULL) return -1;
-    rp_config_defaults(&f->cfg);
-    snprintf(f->cfg.data_dir, sizeof f->cfg.data_dir, "%s", f->dir);
-    f->cfg.map_initial = 1u << 20;
-    f->cfg.map_max = 64u << 20;
-    f->cfg.durability = RP_DURABLE_ASYNC;
-    f->cfg.async_flush_ms = 50;
-    rp_errbuf eb = {0};
-    if (rp_store_open(&f->cfg, &f->s, &eb) != RP_OK) {
-        fprintf(stderr, "open: %s\n", eb.msg);
-        return -1;
-    }
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state) {
-    fx *f = *state;
-    rp_store_close(f->s);
-    char p[128];
-    snprintf(p, sizeof p, "%s/data.mdb", f->dir);
-    unlink(p);
-    snprintf(p, sizeof p, "%s/lock.mdb", f->dir);
-    unlink(p);
-    rmdir(f->dir);
-    free(f);
-    return 0;
-}
+static int setup(void **state) { return fx_setup(state, "/tmp/rp_alias_XXXXXX"); }
 
 static void put_ok(rp_store *s, const char *id, const char *phone) {
     rp_customer c;
@@ -264,7 +225,7 @@ static void test_alias_chain_to_canonical(void **state) {
 }
 
 int main(void) {
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, fx_teardown)
     const struct CMUnitTest tests[] = {
         T(test_alias_ok_idempotent),
         T(test_alias_conflicts),

@@ -32,56 +32,19 @@
 #include "model/record.h"
 #include "store/backup.h"
 #include "store/store.h"
-
-#define NOW ((int64_t)1732350000)
-#define S(x) rp_str_c(x)
-
-typedef struct fx {
-    char root[64];
-    char data[128];
-    rp_config cfg;
-    rp_store *s;
-} fx;
+#include "store/fixture.h"
 
 /* ---- fixture -------------------------------------------------------------- */
 
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    remove(p);
-    return 0;
-}
-
 static int setup(void **state) {
-    fx *f = calloc(1, sizeof *f);
+    fx *f = fx_new("/tmp/rp_backup_XXXXXX", "data");
     if (f == NULL) return -1;
-    strcpy(f->root, "/tmp/rp_backup_XXXXXX");
-    if (mkdtemp(f->root) == NULL) return -1;
-    snprintf(f->data, sizeof f->data, "%s/data", f->root);
-    rp_config_defaults(&f->cfg);
-    snprintf(f->cfg.data_dir, sizeof f->cfg.data_dir, "%s", f->data);
     f->cfg.map_initial = 4u << 20;
-    f->cfg.map_max = 64u << 20;
-    f->cfg.durability = RP_DURABLE_ASYNC;
-    f->cfg.async_flush_ms = 50;
-    rp_errbuf eb = {0};
-    if (rp_store_open(&f->cfg, &f->s, &eb) != RP_OK) {
-        fprintf(stderr, "open: %s\n", eb.msg);
-        return -1;
-    }
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state) {
-    fx *f = *state;
-    rp_store_close(f->s);
-    nftw(f->root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    free(f);
-    return 0;
+    return fx_open_first(f, state);
 }
 
 static void path_in(const fx *f, const char *name, char *out, size_t cap) {
-    snprintf(out, cap, "%s/%s", f->root, name);
+    snprintf(out, cap, "%s/%s", f->dir, name);
 }
 
 static rp_store *open_copy(const char *dir) {
@@ -439,10 +402,10 @@ static void test_consistent_under_writes(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_copy_answers_the_same, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_empty_dir_ok, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_consistent_under_writes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_copy_answers_the_same, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_empty_dir_ok, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_refusals, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_consistent_under_writes, setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,58 +19,13 @@
 #include "core/config.h"
 #include "store/idem.h"
 #include "store/store.h"
-
-#define NOW ((int64_t)1732350000)
-#define S(x) rp_str_c(x)
-
-typedef struct fx {
-    char dir[64];
-    rp_config cfg;
-    rp_store *s;
-} fx;
-
-static void fx_close(fx *f) {
-    rp_store_close(f->s);
-    f->s = NULL;
-}
-
-static void fx_open(fx *f) {
-    rp_errbuf eb = {0};
-    rp_err rc = rp_store_open(&f->cfg, &f->s, &eb);
-    if (rc != RP_OK) fprintf(stderr, "open: %s\n", eb.msg);
-    assert_int_equal(rc, RP_OK);
-}
+#include "store/fixture.h"
 
 static int setup(void **state) {
-    fx *f = calloc(1, sizeof *f);
+    fx *f = fx_new("/tmp/rp_idem_XXXXXX", NULL);
     if (f == NULL) return -1;
-    strcpy(f->dir, "/tmp/rp_idem_XXXXXX");
-    if (mkdtemp(f->dir) == NULL) return -1;
-    rp_config_defaults(&f->cfg);
-    snprintf(f->cfg.data_dir, sizeof f->cfg.data_dir, "%s", f->dir);
-    f->cfg.map_initial = 1u << 20;
-    f->cfg.map_max = 64u << 20;
-    f->cfg.durability = RP_DURABLE_ASYNC;
-    f->cfg.async_flush_ms = 50;
     f->cfg.idempotency_ttl = 10;
-    rp_errbuf eb = {0};
-    if (rp_store_open(&f->cfg, &f->s, &eb) != RP_OK) return -1;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state) {
-    fx *f = *state;
-    rp_store_close(f->s);
-    char p[128];
-    const char *files[] = {"data.mdb", "lock.mdb", "rapport.lock"};
-    for (size_t i = 0; i < 3; i++) {
-        snprintf(p, sizeof p, "%s/%s", f->dir, files[i]);
-        unlink(p);
-    }
-    rmdir(f->dir);
-    free(f);
-    return 0;
+    return fx_open_first(f, state);
 }
 
 /* A hash that differs per tag. */
@@ -278,12 +233,12 @@ static void test_key_valid(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_store_and_repeat, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_conflict, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_failed_write_keeps_no_key, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_pruning_bound, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_eviction, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_and_repeat, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_conflict, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_failed_write_keeps_no_key, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_expiry, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_pruning_bound, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_eviction, setup, fx_teardown),
         cmocka_unit_test(test_key_valid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

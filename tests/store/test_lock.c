@@ -16,22 +16,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "store/fixture.h"
 #include "store/lock.h"
 
-static int setup_dir(void **state) {
-    char *dir = strdup("/tmp/rp-test-lock-XXXXXX");
-    if (dir == NULL || mkdtemp(dir) == NULL) return -1;
-    *state = dir;
-    return 0;
-}
-
-static int teardown_dir(void **state) {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", (char *)*state);
-    int rc = system(cmd);
-    free(*state);
-    return rc == 0 ? 0 : -1;
-}
+static int setup_dir(void **state) { return tmpdir_setup(state, "/tmp/rp-test-lock-XXXXXX"); }
 
 /* A child that takes the lock, reports "1" (or "0" on failure) on `up`,
  * then waits until `down` is closed and exits without releasing
@@ -129,10 +117,10 @@ static void test_missing_directory_is_an_error(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_second_open_in_process_refused, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_other_process_named_then_released, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_killed_holder_releases, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_missing_directory_is_an_error, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_second_open_in_process_refused, setup_dir, tmpdir_teardown),
+        cmocka_unit_test_setup_teardown(test_other_process_named_then_released, setup_dir, tmpdir_teardown),
+        cmocka_unit_test_setup_teardown(test_killed_holder_releases, setup_dir, tmpdir_teardown),
+        cmocka_unit_test_setup_teardown(test_missing_directory_is_an_error, setup_dir, tmpdir_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

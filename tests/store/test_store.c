@@ -2,7 +2,7 @@
  * retention, merge, forget, map limits, group commit, read-only access.
  *
  * Every test gets a fresh mkdtemp directory and a store opened on it with a
- * small map (setup/teardown below); tests that need other settings reopen
+ * small map (tests/store/fixture.h); tests that need other settings reopen
  * it with fx_reopen. The read-only test runs its reader in a child process
  * (this binary re-executed with --ro-child DIR), because LMDB forbids opening
  * one environment twice in one process.
@@ -29,68 +29,15 @@
 #include "core/error.h"
 #include "model/record.h"
 #include "store/store.h"
+#include "store/fixture.h"
 
 extern char **environ;
 
 static char g_self[4096]; /* this binary, for the read-only child */
 
-#define NOW ((int64_t)1732350000)
-#define S(x) rp_str_c(x)
-
-typedef struct fx {
-    char dir[64];
-    rp_config cfg;
-    rp_store *s;
-} fx;
-
 /* ---- fixture -------------------------------------------------------------- */
 
-static void rm_store_dir(const char *dir) {
-    char p[128];
-    snprintf(p, sizeof p, "%s/data.mdb", dir);
-    unlink(p);
-    snprintf(p, sizeof p, "%s/lock.mdb", dir);
-    unlink(p);
-    rmdir(dir);
-}
-
-static int setup(void **state) {
-    fx *f = calloc(1, sizeof *f);
-    if (f == NULL) return -1;
-    strcpy(f->dir, "/tmp/rp_store_XXXXXX");
-    if (mkdtemp(f->dir) == NULL) return -1;
-    rp_config_defaults(&f->cfg);
-    snprintf(f->cfg.data_dir, sizeof f->cfg.data_dir, "%s", f->dir);
-    f->cfg.map_initial = 1u << 20;
-    f->cfg.map_max = 64u << 20;
-    f->cfg.durability = RP_DURABLE_ASYNC; /* fast; the group-commit test uses sync */
-    f->cfg.async_flush_ms = 50;
-    rp_errbuf eb = {0};
-    if (rp_store_open(&f->cfg, &f->s, &eb) != RP_OK) {
-        fprintf(stderr, "open: %s\n", eb.msg);
-        return -1;
-    }
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state) {
-    fx *f = *state;
-    rp_store_close(f->s);
-    rm_store_dir(f->dir);
-    free(f);
-    return 0;
-}
-
-/* Close and open again with f->cfg (after a test changed it). */
-static void fx_reopen(fx *f) {
-    rp_store_close(f->s);
-    f->s = NULL;
-    rp_errbuf eb = {0};
-    rp_err rc = rp_store_open(&f->cfg, &f->s, &eb);
-    if (rc != RP_OK) fprintf(stderr, "reopen: %s\n", eb.msg);
-    assert_int_equal(rc, RP_OK);
-}
+static int setup(void **state) { return fx_setup(state, "/tmp/rp_store_XXXXXX"); }
 
 /* ---- record builders ------------------------------------------------------ */
 
@@ -1792,7 +1739,7 @@ int main(int argc, char **argv) {
         perror("realpath");
         return 1;
     }
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, fx_teardown)
     const struct CMUnitTest tests[] = {
         T(test_put_get_versions), T(test_version_conflicts), T(test_bad_records),
         T(test_phone_formats),    T(test_household_and_reindex), T(test_patch),

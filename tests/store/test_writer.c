@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "store/fixture.h"
 #include "store/writer.h"
 
 #define MiB (1024u * 1024u)
@@ -58,14 +59,7 @@ static void tenv_close(tenv *t) {
     t->env = NULL;
 }
 
-static void tenv_remove(tenv *t) {
-    char p[128];
-    snprintf(p, sizeof p, "%s/data.mdb", t->dir);
-    unlink(p);
-    snprintf(p, sizeof p, "%s/lock.mdb", t->dir);
-    unlink(p);
-    rmdir(t->dir);
-}
+static void tenv_remove(tenv *t) { rm_rf(t->dir); }
 
 /* 1 if key holds vlen bytes of fill, 0 if absent; fails the test otherwise. */
 static int read_check(MDB_env *env, const char *key, size_t vlen, unsigned char fill) {
