@@ -148,6 +148,7 @@ rp_err rp_api_create(rp_store *store, rp_api **out, rp_errbuf *eb) {
 
 void rp_api_destroy(rp_api *api) {
     if (api == NULL) return;
+    rp_api_backup_wait(); /* a backup still copying uses api and its store */
     if (api->audit_fd >= 0) close(api->audit_fd);
     free(api);
 }

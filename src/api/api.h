@@ -55,6 +55,8 @@ typedef void (*rp_api_reply_fn)(void *arg, rp_err rc, const char *msg, const cha
  * Returns RP_OK, RP_UNAVAILABLE (out of memory), or the errno-mapped code
  * of an audit log that cannot be opened (eb names it). */
 rp_err rp_api_create(rp_store *store, rp_api **out, rp_errbuf *eb);
+/* Free the api (NULL is ok). Waits first for a backup still running (its
+ * copy reads the store and its reply uses the api), however long it takes. */
 void rp_api_destroy(rp_api *api);
 
 /* Look an operation up by name. NULL when unknown. O(ops). */

@@ -168,6 +168,9 @@ void rp_op_issue_put(rp_api_req *rq, const msgpack_object *params);
 void rp_op_import(rp_api_req *rq, const msgpack_object *params);
 void rp_op_export(rp_api_req *rq, const msgpack_object *params);
 void rp_op_backup(rp_api_req *rq, const msgpack_object *params); /* ops_admin.c */
+/* Wait until no backup thread of this process is running (called by
+ * rp_api_destroy: their replies use the api and their copies the store). */
+void rp_api_backup_wait(void);
 
 /* --- asynchronous writes (ops_write.c) ------------------------------------- */
 

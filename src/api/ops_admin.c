@@ -19,9 +19,10 @@
  * as it has the answer.
  *
  * Shutdown: rapportd waits for requests in flight (a running backup is one)
- * for up to 60 s before it gives up and closes the store; a backup still
- * running then may crash the exiting process. Its partial file is never
- * named data.mdb, so no half copy looks valid.
+ * for up to 60 s, then rp_api_destroy waits (rp_api_backup_wait) for a
+ * backup thread still running, however long the copy takes, before the api
+ * and the store are freed: a backup is finished, never cut off (a process
+ * killed meanwhile leaves only data.mdb.partial, which never looks valid).
  *
  * Result map: dir, path (dir/data.mdb), bytes, duration_ms.
  */
@@ -42,6 +43,26 @@ typedef struct admin_backup {
 
 static atomic_bool admin_backup_running = false;
 
+/* Backup threads not finished yet (their reply may still be on its way):
+ * rp_api_destroy waits for them, so that a backup running at shutdown
+ * finishes (and replies) before the api and the store it reads are freed. */
+static pthread_mutex_t admin_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t admin_cv = PTHREAD_COND_INITIALIZER;
+static unsigned admin_threads;
+
+static void admin_threads_add(int d) {
+    pthread_mutex_lock(&admin_mu);
+    admin_threads = (unsigned)((int)admin_threads + d);
+    if (admin_threads == 0) pthread_cond_broadcast(&admin_cv);
+    pthread_mutex_unlock(&admin_mu);
+}
+
+void rp_api_backup_wait(void) {
+    pthread_mutex_lock(&admin_mu);
+    while (admin_threads > 0) pthread_cond_wait(&admin_cv, &admin_mu);
+    pthread_mutex_unlock(&admin_mu);
+}
+
 /* The dedicated thread: copy, clear the flag, reply, free. */
 static void *admin_backup_main(void *arg) {
     admin_backup *b = arg;
@@ -52,6 +73,7 @@ static void *admin_backup_main(void *arg) {
     if (rc != RP_OK) {
         rp_api_fail_rc(&b->rq, rc, &eb);
         free(b);
+        admin_threads_add(-1);
         return NULL;
     }
     msgpack_sbuffer sb;
@@ -67,6 +89,7 @@ static void *admin_backup_main(void *arg) {
     else rp_api_ok(&b->rq, &sb);
     msgpack_sbuffer_destroy(&sb);
     free(b);
+    admin_threads_add(-1);
     return NULL;
 }
 
@@ -117,6 +140,7 @@ void rp_op_backup(rp_api_req *rq, const msgpack_object *params) {
     b->dir[n] = '\0';
     pthread_attr_t attr;
     pthread_t tid;
+    admin_threads_add(1);
     int e = pthread_attr_init(&attr);
     if (e == 0) {
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -124,6 +148,7 @@ void rp_op_backup(rp_api_req *rq, const msgpack_object *params) {
         pthread_attr_destroy(&attr);
     }
     if (e != 0) {
+        admin_threads_add(-1);
         atomic_store(&admin_backup_running, false);
         free(b);
         rp_errf(&eb, RP_UNAVAILABLE, "cannot start the backup thread: %s", strerror(e));

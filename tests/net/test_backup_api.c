@@ -145,7 +145,60 @@ static void test_one_at_a_time(void **state) {
     nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* Shutdown while a backup copies: rp_api_destroy waits for the backup
+ * thread, which replies first; only then may the api and the store go. */
+typedef struct destroyer {
+    rp_api *api;
+    const reply *r;
+    bool replied_before_return; /* r->done when rp_api_destroy returned */
+} destroyer;
+
+static void *destroy_main(void *arg) {
+    destroyer *d = arg;
+    rp_api_destroy(d->api);
+    pthread_mutex_lock((pthread_mutex_t *)&d->r->mu);
+    d->replied_before_return = d->r->done;
+    pthread_mutex_unlock((pthread_mutex_t *)&d->r->mu);
+    return NULL;
+}
+
+static void test_destroy_waits_for_backup(void **state) {
+    (void)state;
+    char root[64] = "/tmp/rp_bkapi_XXXXXX";
+    assert_non_null(mkdtemp(root));
+    rp_config cfg;
+    rp_config_defaults(&cfg);
+    snprintf(cfg.data_dir, sizeof cfg.data_dir, "%s/data", root);
+    cfg.map_initial = 1u << 20;
+    cfg.map_max = 64u << 20;
+    snprintf(cfg.audit_log, sizeof cfg.audit_log, "/dev/null");
+    rp_store *s;
+    rp_api *api;
+    rp_errbuf eb = {0};
+    assert_int_equal(rp_store_open(&cfg, &s, &eb), RP_OK);
+    assert_int_equal(rp_api_create(s, &api, &eb), RP_OK);
+    char d1[128];
+    snprintf(d1, sizeof d1, "%s/b1", root);
+    reply r1;
+    pthread_rwlock_wrlock(&s->map_lock); /* hold the copy in rbegin */
+    call(api, RP_ROLE_ADMIN, d1, &r1);
+    assert_false(r1.done);
+    destroyer d = {.api = api, .r = &r1};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, destroy_main, &d), 0);
+    pthread_rwlock_unlock(&s->map_lock);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_true(d.replied_before_return);
+    assert_int_equal(r1.rc, RP_OK);
+    char want[160];
+    snprintf(want, sizeof want, "%s/data.mdb", d1);
+    assert_int_equal(access(want, F_OK), 0);
+    rp_store_close(s);
+    nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_one_at_a_time)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_one_at_a_time),
+                                       cmocka_unit_test(test_destroy_waits_for_backup)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
