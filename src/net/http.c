@@ -400,6 +400,7 @@ static void serve(rp_http *h, const http_in *in, http_conn *conn, rp_role role, 
         rp_http_send_body(in->req, in->reqid, 200, "application/json", "{\"status\":\"ok\"}", 15);
         return;
     case HTTP_SERVE_METRICS: rp_http_serve_metrics(h, in->req, in->reqid); return;
+    case HTTP_SERVE_OPENAPI: rp_http_serve_openapi(in->req, in->reqid); return;
     case HTTP_SERVE_EXPORT: rp_http_export_start(h, in, conn, role); return;
     case HTTP_SERVE_API: run_api(h, in, conn, role, m); return;
     }
@@ -426,7 +427,8 @@ static void on_request(struct evhttp_request *req, void *arg) {
         else rp_http_send_error(req, in.reqid, rc, eb.msg);
         goto done;
     }
-    rp_role role = m.serve == HTTP_SERVE_HEALTH ? RP_ROLE_ROUTE : request_role(h, req);
+    bool tokenless = m.serve == HTTP_SERVE_HEALTH || m.serve == HTTP_SERVE_OPENAPI;
+    rp_role role = tokenless ? RP_ROLE_ROUTE : request_role(h, req);
     if (role == RP_ROLE_NONE) {
         rp_http_send_error(req, in.reqid, RP_UNAUTHORIZED, "a valid bearer token is required");
         goto done;

@@ -117,6 +117,7 @@ typedef enum http_serve {
     HTTP_SERVE_EXPORT,  /* GET /v1/export, streamed (http_export.c) */
     HTTP_SERVE_HEALTH,  /* GET /healthz: no token needed */
     HTTP_SERVE_METRICS, /* GET /metrics */
+    HTTP_SERVE_OPENAPI, /* GET /openapi.yaml: no token needed */
 } http_serve;
 
 typedef struct qparam {
@@ -216,6 +217,9 @@ void rp_http_import_error_text(const char *msg, char *out, size_t n);
 
 /* GET /metrics: the api's metrics and the connection counters. */
 void rp_http_serve_metrics(rp_http *h, struct evhttp_request *req, const char *reqid);
+
+/* GET /openapi.yaml: the embedded proto/openapi.yaml (net/openapi.h). */
+void rp_http_serve_openapi(struct evhttp_request *req, const char *reqid);
 
 /* --- http_export.c -------------------------------------------------------------- */
 

@@ -1,5 +1,6 @@
 /* http_reply.c — the HTTP face's responses: status mapping, JSON error
- * bodies, api results as JSON, import results, and GET /metrics.
+ * bodies, api results as JSON, import results, GET /metrics and
+ * GET /openapi.yaml.
  *
  * Every function sends exactly one response on req and leaves req to
  * evhttp afterwards. Bodies are JSON written by net/json.c from msgpack
@@ -19,6 +20,7 @@
 #include "model/codec.h"
 #include "net/buf.h"
 #include "net/json.h"
+#include "net/openapi.h"
 
 /* The HTTP status of an api code. */
 int rp_http_status(rp_err rc) {
@@ -230,4 +232,10 @@ void rp_http_serve_metrics(rp_http *h, struct evhttp_request *req, const char *r
     if (n > 0) msgpack_sbuffer_write(&sb, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
     rp_http_send_body(req, reqid, 200, "text/plain; version=0.0.4; charset=utf-8", sb.data, sb.size);
     msgpack_sbuffer_destroy(&sb);
+}
+
+/* GET /openapi.yaml: the contract, as embedded at build time. */
+void rp_http_serve_openapi(struct evhttp_request *req, const char *reqid) {
+    rp_http_send_body(req, reqid, 200, "application/yaml", (const char *)rp_openapi_yaml,
+                      rp_openapi_yaml_len);
 }

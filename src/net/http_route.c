@@ -440,6 +440,7 @@ typedef struct http_route {
 static const http_route http_routes[] = {
     {HTTP_M_GET, "/healthz", NULL, HTTP_SERVE_HEALTH, KIND_PLAIN, HTTP_Q_OWN, {NULL}, HTTP_B_NONE, NULL, false},
     {HTTP_M_GET, "/metrics", NULL, HTTP_SERVE_METRICS, KIND_PLAIN, HTTP_Q_OWN, {NULL}, HTTP_B_NONE, NULL, false},
+    {HTTP_M_GET, "/openapi.yaml", NULL, HTTP_SERVE_OPENAPI, KIND_PLAIN, HTTP_Q_OWN, {NULL}, HTTP_B_NONE, NULL, false},
     {HTTP_M_GET, "/v1/context", "context.get", API, HTTP_Q_ANY, {"at"}, HTTP_B_NONE, NULL, false},
     {HTTP_M_GET, "/v1/route", "route.get", API, HTTP_Q_ANY, {"at"}, HTTP_B_NONE, NULL, false},
     {HTTP_M_GET, "/v1/lookup", "lookup", API, HTTP_Q_ANY, {"at"}, HTTP_B_NONE, NULL, false},
