@@ -135,4 +135,14 @@ int rp_config_list_has(const char *list, const char *word, size_t len);
 /* Write every setting as `key = value` lines (tokens shown as role:***). */
 void rp_config_dump(const rp_config *cfg, void (*emit)(const char *line, void *arg), void *arg);
 
+/* Write a config file that lists every setting with its default and the
+ * reason for it (from the settings table), one line per emit call, without
+ * newlines. A setting whose value in cfg is its default is written
+ * commented out (`#key = default`); one that differs is written as a live
+ * `key = value` line under a `# (default: ...)` note; cfg's tokens are
+ * written with their secrets. Loading the output with rp_config_load_file
+ * over the defaults gives cfg back. tools/packaging/gen_config.c writes the
+ * installed rapportd.conf with it. */
+void rp_config_write_example(const rp_config *cfg, void (*emit)(const char *line, void *arg), void *arg);
+
 #endif

@@ -113,11 +113,76 @@ static void test_errors(void **state) {
     assert_int_equal(rp_config_list_has("login,page_view", "page", 4), 0);
 }
 
+/* Lines collected from an emit callback, joined with newlines. */
+typedef struct {
+    char buf[65536];
+    size_t len;
+} text_sink;
+
+static void sink_line(const char *line, void *arg) {
+    text_sink *t = arg;
+    int n = snprintf(t->buf + t->len, sizeof t->buf - t->len, "%s\n", line);
+    assert_true(n > 0 && (size_t)n < sizeof t->buf - t->len);
+    t->len += (size_t)n;
+}
+
+/* The example config lists every setting of the table with a reason above
+ * it, and reads back as the config it was written from. */
+static void test_write_example(void **state) {
+    (void)state;
+    static rp_config c, back;
+    static text_sink ex, dump, dump_back;
+    rp_config_defaults(&c);
+    rp_config_dump(&c, sink_line, &dump);
+    rp_config_write_example(&c, sink_line, &ex);
+    /* Every setting dump lists appears commented out with its default, after
+     * a comment line of its own (the reason), not right after a blank. */
+    char *save = NULL;
+    for (char *l = strtok_r(dump.buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        char want[600];
+        char *eq = strstr(l, " = ");
+        assert_non_null(eq);
+        snprintf(want, sizeof want, "\n#%.*s = ", (int)(eq - l), l);
+        char *at = strstr(ex.buf, want);
+        if (at == NULL) fail_msg("setting %.*s missing from the example", (int)(eq - l), l);
+        assert_true(at > ex.buf + 2 && at[-1] != '\n' && at[-2] != '\n');
+        char *line_start = at;
+        while (line_start > ex.buf && line_start[-1] != '\n') line_start--;
+        assert_true(line_start[0] == '#' && line_start[1] == ' ');
+    }
+    assert_non_null(strstr(ex.buf, "\n#token = "));
+
+    /* Non-defaults and tokens are live lines; the file reads back as c. */
+    rp_errbuf eb = {0};
+    assert_int_equal(rp_config_set(&c, "data", "/var/lib/rapport", &eb), RP_OK);
+    assert_int_equal(rp_config_set(&c, "weight_habitual", "0.123456789", &eb), RP_OK);
+    assert_int_equal(rp_config_set(&c, "token", "agent:0123456789abcdef", &eb), RP_OK);
+    memset(&ex, 0, sizeof ex);
+    rp_config_write_example(&c, sink_line, &ex);
+    assert_non_null(strstr(ex.buf, "\ndata = /var/lib/rapport\n"));
+    assert_non_null(strstr(ex.buf, "# (default: ./rapport-data)\ndata ="));
+    char path[] = "/tmp/rp_cfg_ex_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, ex.buf, ex.len), (ssize_t)ex.len);
+    close(fd);
+    rp_config_defaults(&back);
+    assert_int_equal(rp_config_load_file(&back, path, &eb), RP_OK);
+    unlink(path);
+    memset(&dump, 0, sizeof dump);
+    rp_config_dump(&c, sink_line, &dump);
+    rp_config_dump(&back, sink_line, &dump_back);
+    assert_string_equal(dump.buf, dump_back.buf);
+    assert_true(back.w_habitual == c.w_habitual);
+    assert_int_equal(back.ntokens, 1);
+    assert_string_equal(back.tokens[0].secret, "0123456789abcdef");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults), cmocka_unit_test(test_set_and_errors),
         cmocka_unit_test(test_tokens),   cmocka_unit_test(test_file),
-        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_errors),   cmocka_unit_test(test_write_example),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
