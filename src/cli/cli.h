@@ -50,6 +50,7 @@
 #define RP_CLI_EXIT_NOT_FOUND 1
 #define RP_CLI_EXIT_USAGE 2
 #define RP_CLI_EXIT_ERROR 3
+#define RP_CLI_EXIT_INTERRUPTED 130 /* Ctrl-C stopped an import (128 + SIGINT, as shells report) */
 
 /* The exit code for an error code (RP_OK -> 0; see the table above). */
 int rp_cli_exit_for(rp_err rc);
@@ -74,6 +75,7 @@ typedef struct rp_cli {
     uint32_t timeout_ms;     /* server mode: connect and reply time-out */
     FILE *out, *err;         /* stdout / stderr (not owned) */
     const char *prog;        /* "rapport", for messages */
+    const char *hint_args;   /* the command's own options to repeat in a "more:" hint, or NULL */
 } rp_cli;
 
 /* Fill the defaults for a run writing to out and err (colors, progress and
@@ -114,6 +116,15 @@ const rp_cli_cmd *rp_cli_find_command(const char *name);
  * past its value. Returns 1 when consumed, 0 when argv[*i] is not a global
  * option, -1 after printing a usage error (a missing value). */
 int rp_cli_global_opt(rp_cli *cli, int argc, char **argv, int *i);
+
+/* The global flags this run was given that a pasted follow-up command needs
+ * (" --data DIR", " --config FILE", " --server HOST:PORT" when not the
+ * default), each value shell-quoted, into out (n bytes; "" when none). The
+ * token is never repeated: it comes from --token or $RAPPORT_TOKEN again. */
+void rp_cli_rerun_flags(const rp_cli *cli, char *out, size_t n);
+
+/* s as one shell word (bare, or single-quoted) into out (n bytes, cut to fit). */
+void rp_cli_shell_word(char *out, size_t n, const char *s);
 
 /* Print the program's help (commands, global options, exit codes) to f. */
 void rp_cli_main_help(FILE *f);
