@@ -347,7 +347,8 @@ static const char exit_help[] =
     "  2  usage error (bad arguments, or a request refused as BAD_REQUEST/TOO_LARGE)\n"
     "  3  server or store error (cannot connect, UNAVAILABLE, INTERNAL, STORE_FULL,\n"
     "     UNAUTHORIZED, FORBIDDEN, CONFLICT; an import stopped by --strict, or that\n"
-    "     skipped records without --allow-skips)\n";
+    "     skipped records without --allow-skips)\n"
+    "  130  an import interrupted by Ctrl-C (the summary says what was written)\n";
 
 void rp_cli_command_help(const rp_cli_cmd *cmd, const rp_cli_opt *opts, FILE *f) {
     fprintf(f, "usage: rapport %s %s\n\n%s.\n", cmd->name, cmd->usage, cmd->summary);

@@ -21,7 +21,8 @@
  * for context / route / lookup); 2 usage error (bad arguments, or a request
  * the server refused as BAD_REQUEST / TOO_LARGE); 3 server or store error
  * (cannot connect, UNAVAILABLE, INTERNAL, STORE_FULL, UNAUTHORIZED,
- * FORBIDDEN, CONFLICT, an import stopped by --strict, a write error).
+ * FORBIDDEN, CONFLICT, an import stopped by --strict, a write error); 130
+ * an import interrupted by Ctrl-C.
  *
  * Modules: conn.c (the backend, conn.h), render.c (text output,
  * render.h), args.c (option parsing and help, args.h; the command table),
