@@ -27,8 +27,8 @@ set(RAPPORT_SYSTEMD_UNITDIR "lib/systemd/system" CACHE STRING
 set(RAPPORT_STATE_DIR "/var/lib/rapport" CACHE STRING
     "data = in the installed rapportd.conf (the unit's StateDirectory=rapport)")
 
-# The version, from rapportd's (the one place it is written); for the .pc.
-file(STRINGS ${CMAKE_SOURCE_DIR}/src/main/rapportd.c _v REGEX "#define RAPPORTD_VERSION \"")
+# The version, from src/core/version.h (the one place it is written); for the .pc.
+file(STRINGS ${CMAKE_SOURCE_DIR}/src/core/version.h _v REGEX "#define RP_VERSION \"")
 string(REGEX MATCH "[0-9][0-9.]*" RP_VERSION "${_v}")
 if(NOT RP_VERSION)
   set(RP_VERSION 0)

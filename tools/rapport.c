@@ -2,6 +2,7 @@
  *
  *   rapport [--server HOST:PORT] [--token T] [--data DIR] [--config FILE]
  *           [--json] COMMAND [options]
+ *   rapport --version    the version and the git commit it was built from
  *
  * Global flags may come before the command (parsed here) or among its
  * arguments (the command's parser accepts them too). Everything else lives
@@ -16,6 +17,8 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "core/version.h"
+#include "rp_version.h" /* generated: RP_GIT_DESCRIBE */
 
 int main(int argc, char **argv) {
     rp_cli cli;
@@ -28,6 +31,10 @@ int main(int argc, char **argv) {
             const rp_cli_cmd *cmd = rp_cli_find_command(argv[i + 1]);
             char *hargv[] = {argv[i + 1], "--help", NULL};
             return cmd->run(&cli, cmd, 2, hargv);
+        }
+        if (strcmp(a, "--version") == 0) {
+            printf("rapport %s (%s)\n", RP_VERSION, RP_GIT_DESCRIBE);
+            return RP_CLI_EXIT_OK;
         }
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0 || strcmp(a, "help") == 0) {
             rp_cli_main_help(stdout);

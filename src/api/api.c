@@ -114,7 +114,8 @@ typedef struct api_opstat {
 struct rp_api {
     rp_store *store;
     const rp_config *cfg;
-    int audit_fd;   /* -1: stderr */
+    atomic_int audit_fd; /* -1: stderr; replaced in place by dup2 on reopen */
+    rp_tokens_box *tokens; /* the live bearer tokens (swapped by a reload) */
     api_opstat stats[OP__COUNT];
 };
 
@@ -126,18 +127,21 @@ rp_err rp_api_create(rp_store *store, rp_api **out, rp_errbuf *eb) {
     if (api == NULL) return rp_errf(eb, RP_UNAVAILABLE, "out of memory creating the api");
     api->store = store;
     api->cfg = rp_store_config(store);
-    api->audit_fd = -1;
+    atomic_init(&api->audit_fd, -1);
+    rp_err trc = rp_tokens_box_new(api->cfg, &api->tokens, eb);
+    if (trc != RP_OK) {
+        free(api);
+        return trc;
+    }
     for (int i = 0; i < OP__COUNT; i++) {
         for (int c = 0; c < RP_ERR__COUNT; c++) atomic_init(&api->stats[i].codes[c], 0);
         for (size_t b = 0; b <= API_NBUCKETS; b++) atomic_init(&api->stats[i].buckets[b], 0);
         atomic_init(&api->stats[i].sum_ns, 0);
     }
     if (api->cfg->audit_log[0] != '\0') {
-        api->audit_fd = open(api->cfg->audit_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-        if (api->audit_fd < 0) {
-            int e = errno;
-            rp_err rc = rp_errf(eb, rp_err_from_errno(e), "audit_log %s: %s",
-                                api->cfg->audit_log, strerror(e));
+        rp_err rc = rp_api_reopen_audit(api, api->cfg->audit_log, eb);
+        if (rc != RP_OK) {
+            rp_tokens_box_free(api->tokens);
             free(api);
             return rc;
         }
@@ -149,8 +153,36 @@ rp_err rp_api_create(rp_store *store, rp_api **out, rp_errbuf *eb) {
 void rp_api_destroy(rp_api *api) {
     if (api == NULL) return;
     rp_api_backup_wait(); /* a backup still copying uses api and its store */
-    if (api->audit_fd >= 0) close(api->audit_fd);
+    int fd = atomic_load(&api->audit_fd);
+    if (fd >= 0) close(fd);
+    rp_tokens_box_free(api->tokens);
     free(api);
+}
+
+rp_tokens_box *rp_api_tokens(rp_api *api) { return api->tokens; }
+
+rp_err rp_api_reopen_audit(rp_api *api, const char *path, rp_errbuf *eb) {
+    int nfd = path[0] ? open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600)
+                      : fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 0);
+    if (nfd < 0) {
+        int e = errno;
+        return rp_errf(eb, rp_err_from_errno(e), "audit_log %s: %s", path[0] ? path : "stderr", strerror(e));
+    }
+    int cur = atomic_load(&api->audit_fd);
+    if (cur < 0) {
+        atomic_store(&api->audit_fd, nfd); /* first open: nobody wrote to an fd yet */
+        return RP_OK;
+    }
+    /* dup3 swaps what the fd number refers to in one step: a write in
+     * flight finishes on the old file, the next one goes to the new; the
+     * number is never closed, so it can never be reused for a socket. */
+    if (dup3(nfd, cur, O_CLOEXEC) < 0) {
+        int e = errno;
+        close(nfd);
+        return rp_errf(eb, rp_err_from_errno(e), "audit_log %s: %s", path, strerror(e));
+    }
+    close(nfd);
+    return RP_OK;
 }
 
 rp_store *rp_api_store(const rp_api *api) { return api->store; }
@@ -297,7 +329,8 @@ static void api_audit(const rp_api_req *rq) {
     if (n <= 0) return;
     size_t len = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
     if (line[len - 1] != '\n') line[len - 1] = '\n'; /* a cut line still ends */
-    int fd = rq->api->audit_fd >= 0 ? rq->api->audit_fd : STDERR_FILENO;
+    int afd = atomic_load(&rq->api->audit_fd);
+    int fd = afd >= 0 ? afd : STDERR_FILENO;
     ssize_t w;
     do {
         w = write(fd, line, len); /* one write: O_APPEND keeps lines whole */

@@ -26,6 +26,7 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "core/tokens.h"
 #include "store/store.h"
 
 typedef struct rp_api rp_api;
@@ -58,6 +59,17 @@ rp_err rp_api_create(rp_store *store, rp_api **out, rp_errbuf *eb);
 /* Free the api (NULL is ok). Waits first for a backup still running (its
  * copy reads the store and its reply uses the api), however long it takes. */
 void rp_api_destroy(rp_api *api);
+
+/* The live token table the network faces authenticate against (owned by
+ * the api; rp_tokens_swap on it changes the tokens of a running server). */
+rp_tokens_box *rp_api_tokens(rp_api *api);
+
+/* Point the audit log at path ("" = stderr), as after logrotate moved the
+ * old file: the new file is opened (O_APPEND, created 0600) and put in
+ * place of the old one atomically, so a line being written by a worker
+ * goes whole to one file or the other. Call from one thread at a time.
+ * Returns RP_OK, or an errno-mapped code with eb (the old file stays). */
+rp_err rp_api_reopen_audit(rp_api *api, const char *path, rp_errbuf *eb);
 
 /* Look an operation up by name. NULL when unknown. O(ops). */
 const rp_api_op *rp_api_find(const char *name, size_t len);

@@ -120,7 +120,8 @@ static bool no_color(void) {
 
 void rp_cli_init(rp_cli *cli, FILE *out, FILE *err) {
     memset(cli, 0, sizeof *cli);
-    cli->server = RP_CLI_DEFAULT_SERVER;
+    const char *srv = getenv("RAPPORT_SERVER"); /* a --server flag, parsed later, wins */
+    cli->server = (srv && srv[0]) ? srv : RP_CLI_DEFAULT_SERVER;
     const char *tok = getenv("RAPPORT_TOKEN");
     cli->token = (tok && tok[0]) ? tok : NULL;
     cli->out = out;
@@ -220,6 +221,47 @@ int rp_cli_global_opt(rp_cli *cli, int argc, char **argv, int *i) {
     return 0;
 }
 
+/* Append s to out (at *o, capacity n) as one shell word: bare when it is
+ * made of safe characters only, else in single quotes ('\'' for a quote). */
+static void shell_word(char *out, size_t n, size_t *o, const char *s) {
+    bool bare = s[0] != '\0';
+    for (const char *p = s; *p && bare; p++)
+        bare = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+               strchr("_./:@%+=,-", *p) != NULL;
+    int w = bare ? snprintf(out + *o, n - *o, "%s", s) : snprintf(out + *o, n - *o, "'");
+    if (w > 0) *o += (size_t)w < n - *o ? (size_t)w : n - *o - 1;
+    for (const char *p = s; !bare && *p && *o + 5 < n; p++) {
+        if (*p == '\'') {
+            memcpy(out + *o, "'\\''", 4);
+            *o += 4;
+        } else {
+            out[(*o)++] = *p;
+        }
+    }
+    if (!bare && *o + 1 < n) out[(*o)++] = '\'';
+    out[*o] = '\0';
+}
+
+void rp_cli_shell_word(char *out, size_t n, const char *s) {
+    size_t o = 0;
+    out[0] = '\0';
+    shell_word(out, n, &o, s);
+}
+
+void rp_cli_rerun_flags(const rp_cli *cli, char *out, size_t n) {
+    size_t o = 0;
+    out[0] = '\0';
+    const char *names[] = {"--data", "--config", "--server"};
+    const char *vals[] = {cli->data_dir, cli->config_path,
+                          cli->data_dir == NULL && strcmp(cli->server, RP_CLI_DEFAULT_SERVER) != 0 ? cli->server
+                                                                                                   : NULL};
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        if (vals[k] == NULL || o + strlen(names[k]) + 3 >= n) continue;
+        o += (size_t)snprintf(out + o, n - o, " %s ", names[k]);
+        shell_word(out, n, &o, vals[k]);
+    }
+}
+
 static void usage_verror(const rp_cli *cli, const rp_cli_cmd *cmd, const char *fmt, va_list ap) {
     fprintf(cli->err, "%s %s: ", cli->prog, cmd->name);
     vfprintf(cli->err, fmt, ap);
@@ -290,7 +332,8 @@ rp_err rp_cli_parse(rp_cli *cli, const rp_cli_cmd *cmd, const rp_cli_opt *opts, 
 
 static const char global_help[] =
     "global options (before or after the command):\n"
-    "  --server HOST:PORT  rapportd's MessagePack-RPC address (default 127.0.0.1:7070)\n"
+    "  --server HOST:PORT  rapportd's MessagePack-RPC address (default: $RAPPORT_SERVER,\n"
+    "                      else 127.0.0.1:7070)\n"
     "  --token TOKEN       bearer token (default: $RAPPORT_TOKEN)\n"
     "  --data DIR          no server: open the data directory directly (reading\n"
     "                      commands open it read-only, safe while rapportd runs)\n"
@@ -304,7 +347,8 @@ static const char exit_help[] =
     "  2  usage error (bad arguments, or a request refused as BAD_REQUEST/TOO_LARGE)\n"
     "  3  server or store error (cannot connect, UNAVAILABLE, INTERNAL, STORE_FULL,\n"
     "     UNAUTHORIZED, FORBIDDEN, CONFLICT; an import stopped by --strict, or that\n"
-    "     skipped records without --allow-skips)\n";
+    "     skipped records without --allow-skips)\n"
+    "  130  an import interrupted by Ctrl-C (the summary says what was written)\n";
 
 void rp_cli_command_help(const rp_cli_cmd *cmd, const rp_cli_opt *opts, FILE *f) {
     fprintf(f, "usage: rapport %s %s\n\n%s.\n", cmd->name, cmd->usage, cmd->summary);
@@ -329,6 +373,8 @@ void rp_cli_main_help(FILE *f) {
     fprintf(f, "\nRun 'rapport COMMAND --help' for a command's options.\n\n%s\n%s", global_help,
             exit_help);
     fprintf(f, "\nenvironment:\n"
+               "  RAPPORT_SERVER server address when --server is not given\n"
                "  RAPPORT_TOKEN  bearer token when --token is not given\n"
+               "  (a flag always wins over its environment variable)\n"
                "  NO_COLOR       when set (non-empty), no ANSI colors even on a terminal\n");
 }

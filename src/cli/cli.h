@@ -21,7 +21,8 @@
  * for context / route / lookup); 2 usage error (bad arguments, or a request
  * the server refused as BAD_REQUEST / TOO_LARGE); 3 server or store error
  * (cannot connect, UNAVAILABLE, INTERNAL, STORE_FULL, UNAUTHORIZED,
- * FORBIDDEN, CONFLICT, an import stopped by --strict, a write error).
+ * FORBIDDEN, CONFLICT, an import stopped by --strict, a write error); 130
+ * an import interrupted by Ctrl-C.
  *
  * Modules: conn.c (the backend, conn.h), render.c (text output,
  * render.h), args.c (option parsing and help, args.h; the command table),
@@ -50,6 +51,7 @@
 #define RP_CLI_EXIT_NOT_FOUND 1
 #define RP_CLI_EXIT_USAGE 2
 #define RP_CLI_EXIT_ERROR 3
+#define RP_CLI_EXIT_INTERRUPTED 130 /* Ctrl-C stopped an import (128 + SIGINT, as shells report) */
 
 /* The exit code for an error code (RP_OK -> 0; see the table above). */
 int rp_cli_exit_for(rp_err rc);
@@ -74,6 +76,7 @@ typedef struct rp_cli {
     uint32_t timeout_ms;     /* server mode: connect and reply time-out */
     FILE *out, *err;         /* stdout / stderr (not owned) */
     const char *prog;        /* "rapport", for messages */
+    const char *hint_args;   /* the command's own options to repeat in a "more:" hint, or NULL */
 } rp_cli;
 
 /* Fill the defaults for a run writing to out and err (colors, progress and
@@ -114,6 +117,15 @@ const rp_cli_cmd *rp_cli_find_command(const char *name);
  * past its value. Returns 1 when consumed, 0 when argv[*i] is not a global
  * option, -1 after printing a usage error (a missing value). */
 int rp_cli_global_opt(rp_cli *cli, int argc, char **argv, int *i);
+
+/* The global flags this run was given that a pasted follow-up command needs
+ * (" --data DIR", " --config FILE", " --server HOST:PORT" when not the
+ * default), each value shell-quoted, into out (n bytes; "" when none). The
+ * token is never repeated: it comes from --token or $RAPPORT_TOKEN again. */
+void rp_cli_rerun_flags(const rp_cli *cli, char *out, size_t n);
+
+/* s as one shell word (bare, or single-quoted) into out (n bytes, cut to fit). */
+void rp_cli_shell_word(char *out, size_t n, const char *s);
 
 /* Print the program's help (commands, global options, exit codes) to f. */
 void rp_cli_main_help(FILE *f);

@@ -216,7 +216,14 @@ int rp_cli_cmd_history(rp_cli *cli, const rp_cli_cmd *cmd, int argc, char **argv
     params_str(&p, "id", pos[0]);
     if (limit_s) params_int(&p, "limit", limit);
     if (before) params_str(&p, "before", before);
-    return run_read(cli, "history.list", &p, SHOW_HISTORY);
+    char more[48];
+    if (limit_s) { /* the next page the same size */
+        snprintf(more, sizeof more, "--limit %d", (int)limit);
+        cli->hint_args = more;
+    }
+    int code = run_read(cli, "history.list", &p, SHOW_HISTORY);
+    cli->hint_args = NULL; /* it pointed here */
+    return code;
 }
 
 int rp_cli_cmd_lookup(rp_cli *cli, const rp_cli_cmd *cmd, int argc, char **argv) {

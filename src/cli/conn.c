@@ -288,7 +288,10 @@ static rp_err local_recv(rp_cli_conn *c, rp_cli_reply *r, rp_errbuf *eb) {
 rp_err rp_cli_send(rp_cli_conn *c, const char *method, const char *params, size_t len,
                    rp_errbuf *eb) {
     if (c->local) return local_send(c, method, params, len, eb);
-    return rp_client_send(c->client, method, params, len, NULL, eb);
+    rp_err rc = rp_client_send(c->client, method, params, len, NULL, eb);
+    /* Written now, not at the next receive: an import from a slow pipe must
+     * not hold batches it has read back from the server. */
+    return rc == RP_OK ? rp_client_flush(c->client, eb) : rc;
 }
 
 rp_err rp_cli_recv(rp_cli_conn *c, rp_cli_reply *r, rp_errbuf *eb) {

@@ -45,8 +45,9 @@ void rp_cli_conn_close(rp_cli_conn *c);
 rp_err rp_cli_call(rp_cli_conn *c, const char *method, const char *params, size_t len,
                    rp_cli_reply *r, rp_errbuf *eb);
 
-/* Pipelining: queue a call (its reply comes from rp_cli_recv, in order).
- * The params bytes are copied. Returns RP_OK or a transport error. */
+/* Pipelining: send a call without waiting (its reply comes from
+ * rp_cli_recv, in order); the request is written before this returns. The
+ * params bytes are copied. Returns RP_OK or a transport error. */
 rp_err rp_cli_send(rp_cli_conn *c, const char *method, const char *params, size_t len,
                    rp_errbuf *eb);
 

@@ -26,9 +26,21 @@
  * whole (server gone, store full) always stops the import with exit 3.
  *
  * Progress: a status line on stderr, rewritten four times a second, only
- * when stderr is a terminal. The summary line (imported, skipped, seconds,
- * records/s) is always printed on stderr; with --json it is also printed
- * on stdout as one JSON object.
+ * when stderr is a terminal: for a file a bar with percentage, records,
+ * records/s and ETA (from the bytes read so far); for a pipe records,
+ * records/s and MB read. Off a terminal nothing but the summary line
+ * (imported, skipped, seconds, records/s), which is always printed on
+ * stderr; with --json it is also printed on stdout as one JSON object.
+ *
+ * Stalls: when the input has nothing more to read for the moment (a pipe
+ * whose writer pauses), what was read is parsed, batched and sent at once,
+ * so a slow feed reaches the server as it comes (and a Ctrl-C then finds
+ * it written).
+ *
+ * Ctrl-C (SIGINT): reading stops, the batches already sent are waited for
+ * and counted, records read but not sent are dropped, and the summary
+ * ("INTERRUPTED: N records imported, M skipped") is printed; exit 130
+ * (RP_CLI_EXIT_INTERRUPTED). A second Ctrl-C ends the process at once.
  *
  * Export asks for pages of customers (`export {after, limit}` → `{records,
  * next}`), writes each record as one compact JSON line (json.h's canonical
@@ -45,7 +57,11 @@
 #include "cli/cmds.h"
 
 #include <assert.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -64,6 +80,7 @@
 #define BATCH_BYTES_LOCAL (8u << 20)
 #define WINDOW 4
 #define PROGRESS_EVERY 0.25 /* seconds */
+#define PROGRESS_BAR 30     /* characters of the bar */
 
 static double now_s(void) {
     struct timespec ts;
@@ -204,20 +221,40 @@ static void flush_msgs(importer *im, batch *b) {
     b->nmsg = 0;
 }
 
+/* "1:05" / "1:02:03" for a number of seconds (clamped to 99 hours). */
+static void fmt_duration(char *out, size_t n, double secs) {
+    unsigned long t = secs < 0 ? 0 : secs > 356400 ? 356400 : (unsigned long)(secs + 0.5);
+    if (t >= 3600) snprintf(out, n, "%lu:%02lu:%02lu", t / 3600, t / 60 % 60, t % 60);
+    else snprintf(out, n, "%lu:%02lu", t / 60, t % 60);
+}
+
+/* The status line on a terminal: with a known size (a regular file) a bar,
+ * the percentage, records, rate and ETA; from a pipe records, rate, MB. */
 static void progress(importer *im, bool force) {
     if (!im->cli->progress) return;
     double t = now_s();
     if (!force && t - im->shown < PROGRESS_EVERY) return;
     im->shown = t;
     double dt = t - im->t0 > 1e-6 ? t - im->t0 : 1e-6;
-    fprintf(im->cli->err, "\r\033[Kimporting: %" PRIu64 " records, %.0f records/s, %.1f",
-            im->imported, (double)im->imported / dt, (double)im->bytes / 1e6);
-    if (im->total)
-        fprintf(im->cli->err, " / %.1f MB (%.0f%%)", (double)im->total / 1e6,
-                100.0 * (double)im->bytes / (double)im->total);
-    else
-        fputs(" MB", im->cli->err);
-    fflush(im->cli->err);
+    double rate = (double)im->imported / dt;
+    FILE *e = im->cli->err;
+    if (im->total) {
+        double frac = (double)im->bytes / (double)im->total;
+        if (frac > 1) frac = 1;
+        char bar[PROGRESS_BAR + 1], eta[24];
+        unsigned full = (unsigned)(frac * PROGRESS_BAR);
+        for (unsigned i = 0; i < PROGRESS_BAR; i++) bar[i] = i < full ? '#' : '.';
+        bar[PROGRESS_BAR] = '\0';
+        double bps = (double)im->bytes / dt;
+        if (im->imported > 0 && bps > 0) fmt_duration(eta, sizeof eta, (double)(im->total - im->bytes) / bps);
+        else snprintf(eta, sizeof eta, "?");
+        fprintf(e, "\r\033[Kimporting [%s] %3.0f%% %" PRIu64 " records, %.0f records/s, ETA %s", bar,
+                100.0 * frac, im->imported, rate, eta);
+    } else {
+        fprintf(e, "\r\033[Kimporting: %" PRIu64 " records, %.0f records/s, %.1f MB read", im->imported, rate,
+                (double)im->bytes / 1e6);
+    }
+    fflush(e);
     im->progress_on = true;
 }
 
@@ -404,6 +441,70 @@ static void take_chunk(importer *im, const rp_ndparse_chunk *c) {
     }
 }
 
+/* Ctrl-C during an import: set by the handler, read by the reading loop.
+ * The handler is installed without SA_RESTART, so a read blocked in
+ * getline returns (EINTR) and the loop sees the flag at once; it is reset
+ * to the default action after the first signal (SA_RESETHAND), so a second
+ * Ctrl-C ends the process for someone who cannot wait for the replies. */
+static volatile sig_atomic_t import_interrupted;
+static int import_in_fd = -1, import_null_fd = -1; /* the input, and /dev/null */
+
+/* Also point the input at /dev/null (dup2 is async-signal-safe): a read
+ * that starts after the flag was checked sees end of input instead of
+ * waiting on a pipe that may never deliver more. */
+static void on_import_sigint(int sig) {
+    (void)sig;
+    import_interrupted = 1;
+    if (import_in_fd >= 0 && import_null_fd >= 0) dup2(import_null_fd, import_in_fd);
+}
+
+/* Block SIGINT in this thread (and so in the threads it starts), keeping
+ * the old mask in *old: the parser and writer threads must never take the
+ * signal, or the main thread would stay blocked in its read. */
+static void sigint_block(sigset_t *old) {
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &s, old);
+}
+
+/* Install the Ctrl-C handler and restore the main thread's mask. */
+static void sigint_catch(const sigset_t *old) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_import_sigint;
+    sa.sa_flags = SA_RESETHAND; /* no SA_RESTART: getline returns */
+    sigemptyset(&sa.sa_mask);
+    import_interrupted = 0;
+    sigaction(SIGINT, &sa, NULL);
+    pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
+/* Would reading f block now? (nothing in its stdio buffer, nothing on the
+ * fd). The buffer test reads glibc's FILE, as gnulib's freadahead does;
+ * elsewhere only the fd is asked, and a wrong "idle" only cuts a batch
+ * short. */
+static bool input_idle(FILE *f) {
+#ifdef __GLIBC__
+    if (f->_IO_read_ptr < f->_IO_read_end) return false;
+#endif
+    struct pollfd p = {.fd = fileno(f), .events = POLLIN};
+    return poll(&p, 1, 0) == 0;
+}
+
+/* The input stalls (a pipe whose writer pauses): parse, batch and send
+ * what was read so far instead of holding it until more comes. */
+static void push_idle(importer *im, rp_ndparse *np) {
+    rp_ndparse_flush(np);
+    const rp_ndparse_chunk *ch;
+    while (!im->failed && (ch = rp_ndparse_take(np, true))) {
+        take_chunk(im, ch);
+        rp_ndparse_release(np, ch);
+    }
+    if (!im->failed && im->cur->n > 0) submit(im);
+    progress(im, false);
+}
+
 /* Open the input: a file or stdin; *total gets a regular file's size. */
 static FILE *open_input(rp_cli *cli, const char *path, uint64_t *total) {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
@@ -424,8 +525,11 @@ int rp_cli_import(rp_cli *cli, const rp_cli_import_opts *o) {
     FILE *in = open_input(cli, o->path, &im.total);
     if (in == NULL) return RP_CLI_EXIT_USAGE;
     rp_errbuf eb = {0};
+    sigset_t mask;
+    sigint_block(&mask); /* until the threads (store writer, parsers) are started */
     rp_err rc = rp_cli_conn_open(cli, RP_CLI_BULK, &im.conn, &eb);
     if (rc != RP_OK) {
+        pthread_sigmask(SIG_SETMASK, &mask, NULL);
         if (in != stdin) fclose(in);
         return rp_cli_fail(cli, rc, &eb);
     }
@@ -447,11 +551,16 @@ int rp_cli_import(rp_cli *cli, const rp_cli_import_opts *o) {
         rp_cli_fail(cli, rc, &eb);
         im.failed = true;
     }
+    import_in_fd = fileno(in);
+    import_null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    sigint_catch(&mask);
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;
     const rp_ndparse_chunk *ch;
-    while (!im.failed && (n = getline(&line, &cap, in)) >= 0) {
+    for (;;) {
+        if (!im.failed && !import_interrupted && input_idle(in)) push_idle(&im, np);
+        if (im.failed || import_interrupted || (n = getline(&line, &cap, in)) < 0) break;
         im.bytes += (uint64_t)n;
         rp_ndlines lr; /* one line from getline: net/ndlines.h says what is blank */
         rp_ndline ln;
@@ -469,8 +578,11 @@ int rp_cli_import(rp_cli *cli, const rp_cli_import_opts *o) {
         }
         progress(&im, false);
     }
-    bool read_error = ferror(in) != 0;
-    if (!im.failed) {
+    /* Ctrl-C: what was sent is received and counted; records read but not
+     * yet sent are dropped, and the summary says so (exit 130). */
+    bool interrupted = import_interrupted != 0;
+    bool read_error = ferror(in) != 0 && !interrupted;
+    if (!im.failed && !interrupted) {
         rp_ndparse_flush(np);
         while (!im.failed && (ch = rp_ndparse_take(np, true))) {
             take_chunk(&im, ch);
@@ -478,8 +590,12 @@ int rp_cli_import(rp_cli *cli, const rp_cli_import_opts *o) {
         }
     }
     rp_ndparse_stop(np);
-    if (!im.failed) submit(&im);
+    if (!im.failed && !interrupted) submit(&im);
     while (im.inflight > 0) receive_one(&im);
+    signal(SIGINT, SIG_DFL);
+    import_in_fd = -1;
+    if (import_null_fd >= 0) close(import_null_fd);
+    import_null_fd = -1;
     flush_msgs(&im, im.cur);
     free(line);
     if (in != stdin) fclose(in);
@@ -492,18 +608,20 @@ int rp_cli_import(rp_cli *cli, const rp_cli_import_opts *o) {
     }
     double rate = dt > 0 ? (double)im.imported / dt : 0.0;
     fprintf(cli->err, "%s import: %s%" PRIu64 " records imported, %" PRIu64
-            " skipped, %.2f s, %.0f records/s\n", cli->prog, im.failed ? "STOPPED: " : "",
-            im.imported, im.skipped, dt, rate);
+            " skipped, %.2f s, %.0f records/s\n", cli->prog,
+            interrupted ? "INTERRUPTED: " : im.failed ? "STOPPED: " : "", im.imported, im.skipped, dt, rate);
     if (cli->json) /* the same summary for scripts, on stdout */
         fprintf(cli->out, "{\"imported\":%" PRIu64 ",\"skipped\":%" PRIu64 ",\"lines\":%" PRIu64
-                ",\"seconds\":%.3f,\"records_per_second\":%.0f,\"stopped\":%s}\n",
-                im.imported, im.skipped, im.lines, dt, rate, im.failed ? "true" : "false");
+                ",\"seconds\":%.3f,\"records_per_second\":%.0f,\"stopped\":%s,\"interrupted\":%s}\n",
+                im.imported, im.skipped, im.lines, dt, rate, im.failed ? "true" : "false",
+                interrupted ? "true" : "false");
     for (unsigned i = 0; i <= WINDOW; i++) batch_free(&im.slots[i]);
     msgpack_sbuffer_destroy(&im.params);
-    if (!im.failed && im.skipped > 0 && !o->allow_skips)
+    if (!im.failed && !interrupted && im.skipped > 0 && !o->allow_skips)
         fprintf(cli->err, "%s import: exit %d: %" PRIu64 " record(s) skipped (pass --allow-skips "
                 "to exit 0 when skipping is intended)\n", cli->prog, RP_CLI_EXIT_ERROR, im.skipped);
     bool skips_fail = im.skipped > 0 && !o->allow_skips;
+    if (interrupted) return RP_CLI_EXIT_INTERRUPTED;
     return im.failed || skips_fail ? RP_CLI_EXIT_ERROR : RP_CLI_EXIT_OK;
 }
 

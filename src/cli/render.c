@@ -685,9 +685,13 @@ void rp_cli_render_history(const rp_cli *cli, const msgpack_object *res, int64_t
         tbl_print(cli, &t);
         tbl_free(&t);
     }
-    if (next[0])
-        fprintf(cli->out, "%smore: rapport history %s --before %s%s\n", col(cli, SGR_DIM), id, next,
-                rst(cli));
+    if (next[0]) { /* a command to paste: the same flags, the next page */
+        char flags[RP_PATH_MAX * 2 + 256], qid[300];
+        rp_cli_rerun_flags(cli, flags, sizeof flags);
+        rp_cli_shell_word(qid, sizeof qid, id);
+        fprintf(cli->out, "%smore: rapport%s history %s%s%s --before %s%s\n", col(cli, SGR_DIM), flags, qid,
+                cli->hint_args ? " " : "", cli->hint_args ? cli->hint_args : "", next, rst(cli));
+    }
 }
 
 void rp_cli_render_issues(const rp_cli *cli, const msgpack_object *res, int64_t now) {

@@ -11,6 +11,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -463,4 +464,31 @@ void rp_config_write_example(const rp_config *cfg, void (*emit)(const char *line
         snprintf(line, sizeof line, "token = %s:%s", rp_role_name(cfg->tokens[i].role), cfg->tokens[i].secret);
         emit(line, arg);
     }
+}
+
+/* Bytes a field of row r occupies. */
+static size_t cfg_size(const cfg_row *r) {
+    switch (r->type) {
+    case T_STR: return r->size;
+    case T_DUR: return sizeof(rp_durability);
+    case T_NUMS: return sizeof(rp_issue_numbers);
+    case T_U32: return sizeof(uint32_t);
+    case T_U64: return sizeof(uint64_t);
+    case T_F64: return sizeof(double);
+    }
+    return 0;
+}
+
+void rp_config_diff(const rp_config *a, const rp_config *b, void (*changed)(const char *name, void *arg),
+                    void *arg) {
+    for (size_t i = 0; i < sizeof cfg_table / sizeof cfg_table[0]; i++) {
+        const cfg_row *r = &cfg_table[i];
+        const char *fa = (const char *)a + r->off, *fb = (const char *)b + r->off;
+        bool same = r->type == T_STR ? strcmp(fa, fb) == 0 : memcmp(fa, fb, cfg_size(r)) == 0;
+        if (!same) changed(r->name, arg);
+    }
+    bool same = a->ntokens == b->ntokens;
+    for (uint32_t i = 0; same && i < a->ntokens; i++)
+        same = a->tokens[i].role == b->tokens[i].role && strcmp(a->tokens[i].secret, b->tokens[i].secret) == 0;
+    if (!same) changed("token", arg);
 }

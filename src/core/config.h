@@ -132,6 +132,12 @@ rp_role rp_role_parse(const char *s);
 /* Is `word` one of the comma-separated items of `list`? (case-sensitive) */
 int rp_config_list_has(const char *list, const char *word, size_t len);
 
+/* Call changed(name, arg) for each setting whose value differs between a
+ * and b, in table order ("token" once when the token lists differ). Used by
+ * a reload to say what it applied and what needs a restart. */
+void rp_config_diff(const rp_config *a, const rp_config *b, void (*changed)(const char *name, void *arg),
+                    void *arg);
+
 /* Write every setting as `key = value` lines (tokens shown as role:***). */
 void rp_config_dump(const rp_config *cfg, void (*emit)(const char *line, void *arg), void *arg);
 

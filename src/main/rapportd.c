@@ -30,12 +30,14 @@
 #include "api/api.h"
 #include "core/config.h"
 #include "core/error.h"
+#include "core/version.h"
 #include "net/log.h"
 #include "net/loop.h"
 #include "net/server.h"
 #include "store/store.h"
+#include "rp_version.h" /* generated: RP_GIT_DESCRIBE (cmake/version.cmake) */
 
-#define RAPPORTD_VERSION "0.1.0"
+#define RAPPORTD_VERSION RP_VERSION
 #define RAPPORTD_DRAIN_MS 10000
 #define EXIT_USAGE 2
 
@@ -52,38 +54,65 @@ static void usage(FILE *f) {
             "  --KEY VALUE             the same, for any setting name\n"
             "  --verbose               log debug lines too\n"
             "  --help                  this text\n"
-            "  --version               print the version\n"
+            "  --version               print the version and the git commit it was built from\n"
             "\n"
             "Settings: defaults < config file < flags. Listening on a non-loopback address\n"
             "requires at least one token (token = ROLE:SECRET, ROLE: route, agent, ingest, admin).\n"
-            "Logs go to stderr, one key=value line per event. SIGTERM or SIGINT stops it cleanly.\n");
+            "Logs go to stderr, one key=value line per event. SIGTERM or SIGINT stops it cleanly;\n"
+            "SIGHUP re-reads the settings: tokens and audit_log apply live, others need a restart.\n");
 }
 
-/* Apply one setting from a flag; reports and returns false on error. */
-static bool set_one(rp_config *cfg, const char *key, const char *value) {
-    rp_errbuf eb = {0};
-    if (rp_config_set(cfg, key, value, &eb) != RP_OK) {
-        fprintf(stderr, "rapportd: %s\n", rp_errbuf_msg(&eb));
-        return false;
-    }
-    return true;
-}
-
-/* Parse argv into cfg. Returns -1 to go on, or an exit status. */
-static int parse_args(int argc, char **argv, rp_config *cfg) {
-    /* The config file first, wherever --config appears. */
+/* Read the settings: defaults < config file (--config, wherever it is) <
+ * flags, in order. Informational flags (--help, --version, --verbose) are
+ * skipped here (info_flag handles them). Used at start-up and by a reload.
+ * Returns RP_OK, or RP_BAD_REQUEST / a file error with a sentence in eb. */
+static rp_err load_settings(int argc, char **argv, rp_config *cfg, rp_errbuf *eb) {
+    rp_config_defaults(cfg);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *file = NULL;
         if (strcmp(a, "--config") == 0 && i + 1 < argc) file = argv[++i];
         else if (strncmp(a, "--config=", 9) == 0) file = a + 9;
         if (file == NULL) continue;
-        rp_errbuf eb = {0};
-        if (rp_config_load_file(cfg, file, &eb) != RP_OK) {
-            fprintf(stderr, "rapportd: %s\n", rp_errbuf_msg(&eb));
-            return EXIT_USAGE;
-        }
+        rp_err rc = rp_config_load_file(cfg, file, eb);
+        if (rc != RP_OK) return rc;
     }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0 || strcmp(a, "--version") == 0 ||
+            strcmp(a, "--verbose") == 0)
+            continue;
+        if (strncmp(a, "--", 2) != 0 || a[2] == '\0')
+            return rp_errf(eb, RP_BAD_REQUEST, "unexpected argument '%s' (see --help)", a);
+        char key[64];
+        const char *name = a + 2, *value = NULL;
+        const char *eq = strchr(name, '=');
+        size_t kl = eq ? (size_t)(eq - name) : strlen(name);
+        if (kl >= sizeof key) return rp_errf(eb, RP_BAD_REQUEST, "unknown option '%s'", a);
+        memcpy(key, name, kl);
+        key[kl] = '\0';
+        if (eq) value = eq + 1;
+        else if (i + 1 < argc) value = argv[++i];
+        else return rp_errf(eb, RP_BAD_REQUEST, "%s needs a value", a);
+        if (strcmp(key, "config") == 0) continue; /* already read */
+        if (strcmp(key, "set") == 0) {
+            const char *veq = strchr(value, '=');
+            if (veq == NULL || veq == value || (size_t)(veq - value) >= sizeof key)
+                return rp_errf(eb, RP_BAD_REQUEST, "--set takes KEY=VALUE, got '%s'", value);
+            memcpy(key, value, (size_t)(veq - value));
+            key[veq - value] = '\0';
+            value = veq + 1;
+        }
+        rp_err rc = rp_config_set(cfg, key, value, eb);
+        if (rc != RP_OK) return rc;
+    }
+    return RP_OK;
+}
+
+/* Handle --help, --version and --verbose, which need no settings. Returns
+ * -1 to go on, or an exit status. A value of another flag (--data --help)
+ * is skipped like the settings parser skips it. */
+static int info_flags(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -91,47 +120,102 @@ static int parse_args(int argc, char **argv, rp_config *cfg) {
             return 0;
         }
         if (strcmp(a, "--version") == 0) {
-            printf("rapportd %s\n", RAPPORTD_VERSION);
+            printf("rapportd %s (%s)\n", RAPPORTD_VERSION, RP_GIT_DESCRIBE);
             return 0;
         }
-        if (strcmp(a, "--verbose") == 0) {
-            rp_log_set_level(RP_LOG_DEBUG);
-            continue;
-        }
-        if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
-            fprintf(stderr, "rapportd: unexpected argument '%s' (see --help)\n", a);
-            return EXIT_USAGE;
-        }
-        char key[64];
-        const char *name = a + 2, *value = NULL;
-        const char *eq = strchr(name, '=');
-        size_t kl = eq ? (size_t)(eq - name) : strlen(name);
-        if (kl >= sizeof key) {
-            fprintf(stderr, "rapportd: unknown option '%s'\n", a);
-            return EXIT_USAGE;
-        }
-        memcpy(key, name, kl);
-        key[kl] = '\0';
-        if (eq) value = eq + 1;
-        else if (i + 1 < argc) value = argv[++i];
-        else {
-            fprintf(stderr, "rapportd: %s needs a value\n", a);
-            return EXIT_USAGE;
-        }
-        if (strcmp(key, "config") == 0) continue; /* already read */
-        if (strcmp(key, "set") == 0) {
-            const char *veq = strchr(value, '=');
-            if (veq == NULL || veq == value || (size_t)(veq - value) >= sizeof key) {
-                fprintf(stderr, "rapportd: --set takes KEY=VALUE, got '%s'\n", value);
-                return EXIT_USAGE;
-            }
-            memcpy(key, value, (size_t)(veq - value));
-            key[veq - value] = '\0';
-            value = veq + 1;
-        }
-        if (!set_one(cfg, key, value)) return EXIT_USAGE;
+        if (strcmp(a, "--verbose") == 0) rp_log_set_level(RP_LOG_DEBUG);
+        else if (strncmp(a, "--", 2) == 0 && strchr(a, '=') == NULL) i++; /* its value */
     }
     return -1;
+}
+
+/* Parse argv into cfg. Returns -1 to go on, or an exit status. */
+static int parse_args(int argc, char **argv, rp_config *cfg) {
+    int st = info_flags(argc, argv);
+    if (st >= 0) return st;
+    rp_errbuf eb = {0};
+    if (load_settings(argc, argv, cfg, &eb) != RP_OK) {
+        fprintf(stderr, "rapportd: %s\n", rp_errbuf_msg(&eb));
+        return EXIT_USAGE;
+    }
+    return -1;
+}
+
+/* --- reload (SIGHUP) ----------------------------------------------------------- */
+
+/* What a reload needs: how the server was started and what it runs with. */
+typedef struct hup_ctx {
+    int argc;
+    char **argv;
+    rp_config *cur; /* the settings in force; tokens and audit_log follow reloads */
+    rp_api *api;
+} hup_ctx;
+
+/* Count of tokens (by role) in a that b lacks, as "admin:1,agent:2" or "0". */
+static void hup_token_delta(const rp_config *a, const rp_config *b, char *out, size_t n) {
+    unsigned per[RP_ROLE_ADMIN + 1] = {0};
+    for (uint32_t i = 0; i < a->ntokens; i++) {
+        bool kept = false;
+        for (uint32_t j = 0; j < b->ntokens && !kept; j++)
+            kept = a->tokens[i].role == b->tokens[j].role && strcmp(a->tokens[i].secret, b->tokens[j].secret) == 0;
+        if (!kept) per[a->tokens[i].role]++;
+    }
+    size_t o = 0;
+    out[0] = '\0';
+    for (int r = RP_ROLE_ROUTE; r <= RP_ROLE_ADMIN; r++) {
+        if (per[r] == 0 || o >= n) continue;
+        int w = snprintf(out + o, n - o, "%s%s:%u", o ? "," : "", rp_role_name((rp_role)r), per[r]);
+        if (w > 0) o += (size_t)w;
+    }
+    if (o == 0) snprintf(out, n, "0");
+}
+
+/* rp_config_diff callback: settings that changed but apply only at start. */
+static void hup_changed(const char *name, void *arg) {
+    unsigned *n = arg;
+    if (strcmp(name, "token") == 0 || strcmp(name, "audit_log") == 0) return; /* applied live */
+    (*n)++;
+    rp_log(RP_LOG_WARN, "reload_restart_needed", "setting=%s msg=\"%s changed: restart needed\"", name, name);
+}
+
+/* Re-read the settings as at start-up and apply what can change live: the
+ * tokens (swapped under running workers) and the audit log (reopened, so
+ * logrotate can move it). Anything else that differs is logged by name.
+ * A file that does not load, or tokens that would leave a non-loopback
+ * address open, change nothing. Runs on the main thread. */
+static void hup_reload(hup_ctx *x) {
+    static rp_config next; /* large (tokens): not on the stack */
+    static rp_config chk;
+    rp_errbuf eb = {0};
+    char m[RP_ERRMSG_MAX + 8];
+    rp_err rc = load_settings(x->argc, x->argv, &next, &eb);
+    if (rc == RP_OK) {
+        chk = next; /* the new tokens on the addresses really listened on */
+        memcpy(chk.listen, x->cur->listen, sizeof chk.listen);
+        memcpy(chk.http, x->cur->http, sizeof chk.http);
+        rc = rp_server_check_exposure(&chk, &eb);
+    }
+    const char *reopened = "none";
+    if (rc == RP_OK && (next.audit_log[0] || x->cur->audit_log[0])) {
+        rc = rp_api_reopen_audit(x->api, next.audit_log, &eb);
+        reopened = "audit_log";
+    }
+    if (rc == RP_OK) rc = rp_tokens_swap(rp_api_tokens(x->api), &next, &eb);
+    if (rc != RP_OK) {
+        rp_log(RP_LOG_ERROR, "reload_failed", "code=%s error=%s action=kept_old_settings", rp_err_code(eb.code),
+               rp_log_quote(m, sizeof m, rp_errbuf_msg(&eb)));
+        return;
+    }
+    unsigned restart = 0;
+    rp_config_diff(x->cur, &next, hup_changed, &restart);
+    char added[64], removed[64];
+    hup_token_delta(&next, x->cur, added, sizeof added);
+    hup_token_delta(x->cur, &next, removed, sizeof removed);
+    memcpy(x->cur->tokens, next.tokens, sizeof next.tokens);
+    x->cur->ntokens = next.ntokens;
+    memcpy(x->cur->audit_log, next.audit_log, sizeof next.audit_log);
+    rp_log(RP_LOG_INFO, "reload", "tokens=%u tokens_added=%s tokens_removed=%s reopened=%s restart_needed=%u",
+           next.ntokens, added, removed, reopened, restart);
 }
 
 /* The first SIGTERM/SIGINT: remember it and leave the main loop. */
@@ -141,9 +225,18 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
     *got = (int)sig;
 }
 
+/* SIGHUP: reload (see hup_reload); the server keeps running whatever happens. */
+static void on_hup(evutil_socket_t sig, short what, void *arg) {
+    (void)sig;
+    (void)what;
+    hup_ctx *x = arg;
+    if (x->api == NULL) return; /* not serving yet: the settings just read are current */
+    rp_log(RP_LOG_INFO, "reload_start", "signal=HUP");
+    hup_reload(x);
+}
+
 int main(int argc, char **argv) {
     static rp_config cfg; /* large (tokens): not on the stack */
-    rp_config_defaults(&cfg);
     int st = parse_args(argc, argv, &cfg);
     if (st >= 0) return st;
 
@@ -165,14 +258,17 @@ int main(int argc, char **argv) {
     int got_signal = 0;
     struct event *ev_term = base ? evsignal_new(base, SIGTERM, on_signal, &got_signal) : NULL;
     struct event *ev_int = base ? evsignal_new(base, SIGINT, on_signal, &got_signal) : NULL;
-    if (ev_term == NULL || ev_int == NULL || event_add(ev_term, NULL) || event_add(ev_int, NULL)) {
+    hup_ctx hup = {argc, argv, &cfg, NULL};
+    struct event *ev_hup = base ? evsignal_new(base, SIGHUP, on_hup, &hup) : NULL;
+    if (ev_term == NULL || ev_int == NULL || ev_hup == NULL || event_add(ev_term, NULL) ||
+        event_add(ev_int, NULL) || event_add(ev_hup, NULL)) {
         fprintf(stderr, "rapportd: cannot set up signal handling\n");
         return 1;
     }
 
     char q[RP_PATH_MAX + 8];
-    rp_log(RP_LOG_INFO, "start", "version=%s pid=%ld data=%s durability=%s threads=%u tokens=%u",
-           RAPPORTD_VERSION, (long)getpid(), rp_log_quote(q, sizeof q, cfg.data_dir),
+    rp_log(RP_LOG_INFO, "start", "version=%s commit=%s pid=%ld data=%s durability=%s threads=%u tokens=%u",
+           RAPPORTD_VERSION, RP_GIT_DESCRIBE, (long)getpid(), rp_log_quote(q, sizeof q, cfg.data_dir),
            cfg.durability == RP_DURABLE_ASYNC ? "async" : "sync", cfg.threads, cfg.ntokens);
 
     int status = 1;
@@ -196,6 +292,7 @@ int main(int argc, char **argv) {
         if (eb.code == RP_FORBIDDEN || eb.code == RP_BAD_REQUEST) status = EXIT_USAGE;
         goto out;
     }
+    hup.api = api; /* SIGHUP reloads from here on */
     rp_log(RP_LOG_INFO, "listening", "rpc=%s http=%s", rp_server_rpc_addr(srv),
            rp_server_http_addr(srv)[0] ? rp_server_http_addr(srv) : "off");
 
@@ -203,7 +300,9 @@ int main(int argc, char **argv) {
     /* Later signals get their default action. */
     event_free(ev_term);
     event_free(ev_int);
-    ev_term = ev_int = NULL;
+    event_free(ev_hup);
+    ev_term = ev_int = ev_hup = NULL;
+    signal(SIGHUP, SIG_IGN); /* a reload during shutdown is moot; never die of it */
     rp_log(RP_LOG_INFO, "shutdown", "signal=%s", got_signal == SIGTERM ? "TERM" : "INT");
 
     rp_server_stop_accepting(srv);
@@ -223,6 +322,7 @@ out:
     rp_store_close(store);
     if (ev_term) event_free(ev_term);
     if (ev_int) event_free(ev_int);
+    if (ev_hup) event_free(ev_hup);
     if (base) event_base_free(base);
     rp_log(status == 0 ? RP_LOG_INFO : RP_LOG_ERROR, "stopped", "status=%d", status);
     return status;

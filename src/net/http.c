@@ -315,15 +315,15 @@ static void request_id(rp_http *h, struct evhttp_request *req, char out[HTTP_REQ
 /* The role of the request's bearer token (admin when no tokens are
  * configured: the server is then loopback-only). RP_ROLE_NONE: refuse. */
 static rp_role request_role(rp_http *h, struct evhttp_request *req) {
-    if (h->cfg->ntokens == 0) return RP_ROLE_ADMIN;
+    rp_tokens_box *tb = rp_api_tokens(h->api);
     const char *a = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
-    if (a == NULL || strncasecmp(a, "Bearer ", 7) != 0) return RP_ROLE_NONE;
+    if (a == NULL || strncasecmp(a, "Bearer ", 7) != 0) return rp_tokens_auth_role(tb, NULL, 0, NULL);
     a += 7;
     while (*a == ' ') a++;
     size_t n = strlen(a);
     while (n && a[n - 1] == ' ') n--;
-    if (n == 0) return RP_ROLE_NONE;
-    return rp_config_token_role(h->cfg, a, n);
+    if (n == 0) return rp_tokens_auth_role(tb, NULL, 0, NULL);
+    return rp_tokens_auth_role(tb, a, n, NULL); /* the table of the last reload */
 }
 
 /* --- the request callback ------------------------------------------------------ */

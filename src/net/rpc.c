@@ -99,7 +99,7 @@ struct rpc_conn {
     struct event *slow;      /* slow-request timer */
     rpc_conn *prev, *next;   /* the worker's open connections */
     uint64_t id;
-    rp_role role;
+    rp_tokens_auth auth; /* the connection's role, rechecked after a token reload */
     rpc_call *head, *tail;   /* replies owed, in request order */
     unsigned nqueued;
     unsigned refs;           /* 1 while open + api calls not yet answered */
@@ -548,15 +548,15 @@ static void conn_auth(rpc_conn *c, const rpc_req *q) {
         conn_answer(c, q, RP_BAD_REQUEST, "auth takes {token: \"...\"}", NULL, 0);
         return;
     }
-    rp_role role = RP_ROLE_ADMIN; /* no tokens: loopback only, everyone is admin */
-    if (r->cfg->ntokens > 0) role = rp_config_token_role(r->cfg, tok->via.str.ptr, tok->via.str.size);
+    /* No tokens: loopback only, everyone is admin. */
+    rp_tokens_box *tb = rp_api_tokens(r->api);
+    rp_role role = rp_tokens_auth_role(tb, tok->via.str.ptr, tok->via.str.size, &c->auth);
     if (role == RP_ROLE_NONE) {
-        c->role = RP_ROLE_NONE;
+        rp_tokens_auth_role(tb, NULL, 0, &c->auth); /* back to unauthenticated */
         rp_log(RP_LOG_WARN, "auth_failed", "conn=%" PRIu64 " peer=%s", c->id, c->peer);
         conn_answer(c, q, RP_UNAUTHORIZED, "unknown token", NULL, 0);
         return;
     }
-    c->role = role;
     rp_log(RP_LOG_DEBUG, "auth", "conn=%" PRIu64 " peer=%s role=%s", c->id, c->peer, rp_role_name(role));
     rpc_small res;
     msgpack_packer pk;
@@ -575,7 +575,7 @@ static void conn_auth(rpc_conn *c, const rpc_req *q) {
  * is allowed; it runs with the least privileged role, which ping allows. */
 static void conn_call(rpc_conn *c, const rpc_req *q, const rp_api_op *op) {
     rp_rpc *r = c->rpc;
-    rp_role role = c->role;
+    rp_role role = rp_tokens_recheck(rp_api_tokens(r->api), &c->auth); /* a reload may revoke */
     if (role == RP_ROLE_NONE) {
         if (op != r->op_ping) {
             conn_answer(c, q, RP_UNAUTHORIZED, "authenticate first: call auth with {token}", NULL, 0);
@@ -913,7 +913,7 @@ static void rpc_adopt(rp_rpc *r, int fd, const struct sockaddr_storage *ss) {
     c->bev = bev;
     c->slow = slow;
     c->id = atomic_fetch_add(&rpc_next_conn_id, 1);
-    c->role = r->cfg->ntokens > 0 ? RP_ROLE_NONE : RP_ROLE_ADMIN;
+    rp_tokens_auth_role(rp_api_tokens(r->api), NULL, 0, &c->auth); /* admin when no tokens */
     c->refs = 1;
     peer_name(ss, c->peer, sizeof c->peer);
     c->next = r->conns;

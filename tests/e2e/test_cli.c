@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -31,6 +32,7 @@
 #include <unistd.h>
 
 #include "e2e/harness.h"
+#include "e2e/calls.h"
 #include "e2e/run.h"
 
 /* --- running the binary ------------------------------------------------------------ */
@@ -783,6 +785,214 @@ static void test_demo(void **state) {
     rp_run_free(&b);
 }
 
+/* --- service habits: RAPPORT_SERVER, pasteable hints, Ctrl-C, progress ------------ */
+
+/* RAPPORT_SERVER names the server; a --server flag wins over it. */
+static void test_server_env(void **state) {
+    (void)state;
+    rp_h h;
+    assert_int_equal(rp_h_start(&h, NULL), 0);
+    char env_ok[96], env_bad[] = "RAPPORT_SERVER=127.0.0.1:1";
+    snprintf(env_ok, sizeof env_ok, "RAPPORT_SERVER=%s", h.addr);
+    rp_run r = run_env(NULL, (const char *const[]){env_ok, NULL}, (const char *const[]){"ping", NULL});
+    expect_code(&r, 0);
+    assert_non_null(strstr(r.out, "pong"));
+    rp_run_free(&r);
+    r = run_env(NULL, (const char *const[]){env_bad, NULL}, (const char *const[]){"ping", NULL});
+    expect_code(&r, 3); /* the env was used: nobody on port 1 */
+    rp_run_free(&r);
+    r = run_env(NULL, (const char *const[]){env_bad, NULL}, (const char *const[]){"--server", h.addr, "ping", NULL});
+    expect_code(&r, 0); /* the flag wins */
+    rp_run_free(&r);
+    r = RUN("--help");
+    assert_non_null(strstr(r.out, "RAPPORT_SERVER"));
+    rp_run_free(&r);
+    assert_int_equal(rp_h_stop(&h), 0);
+    rp_h_cleanup(&h);
+}
+
+/* history's "more:" line is a command that can be pasted: the same --data
+ * (or --server) and --limit, and the cursor; run as printed, it pages on. */
+static void test_history_hint(void **state) {
+    (void)state;
+    char dir[320], demo[320], want[800];
+    scratch_path(dir, sizeof dir, "hint data"); /* a space: the hint must quote it */
+    scratch_path(demo, sizeof demo, "hint.ndjson");
+    demo_file(demo, "16");
+    rp_run r = RUN("--data", dir, "import", demo);
+    expect_code(&r, 0);
+    rp_run_free(&r);
+    r = RUN("--data", dir, "history", "c0000008", "--limit", "2");
+    expect_code(&r, 0);
+    snprintf(want, sizeof want, "more: rapport --data '%s' history c0000008 --limit 2 --before ", dir);
+    const char *more = strstr(r.out, want);
+    if (more == NULL) fail_msg("no pasteable hint in:\n%s\nwanted: %s", r.out, want);
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "%s/%.*s", RP_BINARY_DIR, (int)strcspn(more + 6, "\n"), more + 6);
+    rp_run_free(&r);
+    int st;
+    char *out = rp_sh(&st, "%s", cmd); /* through a shell, as pasted */
+    assert_int_equal(st, 0);
+    rp_expect_has(out, "History of c0000008 - 2 events");
+    free(out);
+    /* through a server: --server is in the hint (never the token) */
+    rp_h h;
+    assert_int_equal(rp_h_start(&h, "token = admin:hint-admin-0123456789\n"), 0);
+    rp_run imp = run_env(demo, NULL, (const char *const[]){"--server", h.addr, "--token",
+                                                            "hint-admin-0123456789", "import", "-", NULL});
+    expect_code(&imp, 0);
+    rp_run_free(&imp);
+    r = run_env(NULL, (const char *const[]){"RAPPORT_TOKEN=hint-admin-0123456789", NULL},
+                (const char *const[]){"--server", h.addr, "history", "c0000008", "--limit", "2", NULL});
+    expect_code(&r, 0);
+    snprintf(want, sizeof want, "more: rapport --server %s history c0000008 --limit 2 --before ", h.addr);
+    rp_expect_has(r.out, want);
+    assert_null(strstr(r.out, "hint-admin"));
+    rp_run_free(&r);
+    assert_int_equal(rp_h_stop(&h), 0);
+    rp_h_cleanup(&h);
+}
+
+/* The number of customers the server holds. */
+static uint64_t server_customers(const rp_h *h) {
+    rp_client *c = rp_h_connect(h);
+    assert_non_null(c);
+    msgpack_object res = ok_call(c, "stats", "{}");
+    uint64_t n = mp_u64(mp_get(&res, "customers"));
+    rp_client_close(c);
+    return n;
+}
+
+/* Write n customer lines, ids from first, to fd. */
+static void write_customers(int fd, int first, int n) {
+    char line[160];
+    for (int i = first; i < first + n; i++) {
+        int len = snprintf(line, sizeof line,
+                           "{\"type\":\"customer\",\"id\":\"sig%06d\",\"name\":\"Sig %d\"}\n", i, i);
+        for (int off = 0; off < len;) {
+            ssize_t w = write(fd, line + off, (size_t)(len - off));
+            assert_true(w > 0);
+            off += (int)w;
+        }
+    }
+}
+
+/* Ctrl-C in the middle of an import from a pipe that stays open: the
+ * summary names what was written (it matches the server's count), exit 130. */
+static void test_import_sigint(void **state) {
+    (void)state;
+    rp_h h;
+    assert_int_equal(rp_h_start(&h, NULL), 0);
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    char errp[320];
+    scratch_path(errp, sizeof errp, "sigint.err");
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(p[1]);
+        int err = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (err < 0) _exit(126);
+        dup2(p[0], 0);
+        dup2(err, 2);
+        rp_run_child_env(NULL);
+        rp_run_child_exec((const char *const[]){"--server", h.addr, "import", "-", NULL});
+    }
+    close(p[0]);
+    write_customers(p[1], 0, 3000); /* several batches of 500 */
+    long long end = rp_h_now_ms() + 20000;
+    while (server_customers(&h) == 0) { /* some batches are in */
+        if (rp_h_now_ms() > end) fail_msg("the import never wrote anything");
+        rp_h_sleep_ms(5);
+    }
+    assert_int_equal(kill(pid, SIGINT), 0); /* the pipe is still open */
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    close(p[1]);
+    char *err = rp_slurp(errp, NULL);
+    if (rp_h_status(st) != 130) fail_msg("exit %d, wanted 130; stderr:\n%s", rp_h_status(st), err);
+    char want[128];
+    snprintf(want, sizeof want, "rapport import: INTERRUPTED: %llu records imported, 0 skipped",
+             (unsigned long long)server_customers(&h));
+    if (strstr(err, want) == NULL) fail_msg("stderr:\n%s\nwanted: %s", err, want);
+    free(err);
+    assert_int_equal(rp_h_stop(&h), 0);
+    rp_h_cleanup(&h);
+}
+
+/* Run rapport with stderr on a pseudo-terminal (stdin from in_path, stdout
+ * captured); returns what the terminal showed in r.err. */
+static rp_run run_tty_err(const char *in_path, const char *const *args) {
+    int master = posix_openpt(O_RDWR | O_NOCTTY);
+    assert_true(master >= 0);
+    assert_int_equal(grantpt(master), 0);
+    assert_int_equal(unlockpt(master), 0);
+    char slave_name[128], outp[320];
+    assert_int_equal(ptsname_r(master, slave_name, sizeof slave_name), 0);
+    snprintf(outp, sizeof outp, "%s/stdout", g_dir);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        setsid();
+        int slave = open(slave_name, O_RDWR);
+        int out = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int in = open(in_path, O_RDONLY);
+        if (slave < 0 || out < 0 || in < 0) _exit(126);
+        dup2(in, 0);
+        dup2(out, 1);
+        dup2(slave, 2);
+        close(master);
+        rp_run_child_env(NULL);
+        rp_run_child_exec(args);
+    }
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    assert_non_null(buf);
+    for (;;) {
+        struct pollfd pf = {.fd = master, .events = POLLIN};
+        assert_true(poll(&pf, 1, 30000) > 0); /* no hang */
+        if (n + 4096 > cap) buf = realloc(buf, cap *= 2), assert_non_null(buf);
+        ssize_t got = read(master, buf + n, cap - n - 1);
+        if (got <= 0) break;
+        n += (size_t)got;
+    }
+    close(master);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    buf[n] = '\0';
+    rp_run r = {.code = rp_h_status(st), .err = buf};
+    r.out = rp_slurp(outp, &r.out_len);
+    return r;
+}
+
+/* import: a progress bar with rate and ETA on a terminal; off a terminal
+ * nothing but the summary line. */
+static void test_import_progress(void **state) {
+    (void)state;
+    char demo[320], d1[320], d2[320];
+    scratch_path(demo, sizeof demo, "progress.ndjson");
+    scratch_path(d1, sizeof d1, "progress-tty");
+    scratch_path(d2, sizeof d2, "progress-file");
+    demo_file(demo, "200");
+    rp_run r = run_tty_err(demo, (const char *const[]){"--data", d1, "import", demo, NULL});
+    expect_code(&r, 0);
+    rp_expect_has(r.err, "importing [");
+    rp_expect_has(r.err, "records/s, ETA ");
+    rp_expect_has(r.err, "\r\033[K"); /* rewritten in place, and cleared */
+    const char *sum = strstr(r.err, "rapport import: ");
+    assert_non_null(sum);
+    char want[64];
+    snprintf(want, sizeof want, "%.*s", (int)strcspn(sum, ","), sum); /* "... N records imported" */
+    rp_run_free(&r);
+    r = RUN("--data", d2, "import", demo);
+    expect_code(&r, 0);
+    assert_null(strchr(r.err, '\r'));
+    assert_null(strstr(r.err, "importing"));
+    assert_int_equal(strncmp(r.err, want, strlen(want)), 0); /* the same summary, alone */
+    assert_int_equal(strchr(r.err, '\n') - r.err + 1, (long)strlen(r.err)); /* one line */
+    rp_run_free(&r);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ping),
@@ -795,6 +1005,10 @@ int main(void) {
         cmocka_unit_test(test_one_writer_per_directory),
         cmocka_unit_test(test_colors),
         cmocka_unit_test(test_demo),
+        cmocka_unit_test(test_server_env),
+        cmocka_unit_test(test_history_hint),
+        cmocka_unit_test(test_import_sigint),
+        cmocka_unit_test(test_import_progress),
     };
     return cmocka_run_group_tests(tests, suite_setup, suite_teardown);
 }
