@@ -43,7 +43,9 @@
  * server buffer its requests.
  *
  * Limits: headers 16 KiB, body max_request_bytes (libevent answers 413
- * itself, with its own HTML body, before we see the request), every read
+ * itself before we see the request, as soon as the Content-Length says so;
+ * its HTML error pages are rewritten into our JSON on the way out, and the
+ * connection lingers after them: http_errpage.c, linger_start), every read
  * or write stall slow_timeout_ms (so an idle keep-alive connection also
  * closes after slow_timeout_ms: HTTP clients reconnect transparently; the
  * long idle_timeout_ms is the RPC face's), replies max_output_bytes of
@@ -215,6 +217,10 @@ static void on_conn_close(struct evhttp_connection *evcon, void *arg) {
             rp_http_call_free(c);
         }
     }
+    if (conn->linger) { /* an error page went out: the sweeper drains, then drops */
+        conn->evcon = NULL;
+        return;
+    }
     conn_drop(h, conn); /* evhttp still holds its own reference to the bev */
 }
 
@@ -309,6 +315,10 @@ static void request_id(rp_http *h, struct evhttp_request *req, char out[HTTP_REQ
             return;
         }
     }
+    rp_http_new_reqid(h, out);
+}
+
+void rp_http_new_reqid(rp_http *h, char out[HTTP_REQID_MAX + 1]) {
     snprintf(out, HTTP_REQID_MAX + 1, "%08" PRIx32 "%012" PRIx64, h->reqid_base, ++h->reqid_seq);
 }
 
@@ -348,6 +358,7 @@ static http_conn *track_conn(rp_http *h, struct evhttp_request *req, const char 
     /* evhttp sets no read watermark: without one it keeps buffering
      * whatever a pipelining client sends while a reply is written */
     bufferevent_setwatermark(bev, EV_READ, 0, 2 * HTTP_MAX_HEADERS);
+    rp_http_errpage_request(c);
     c->deadline_ms = rp_conn_now_ms() + h->dl.slow_ms;
     return c;
 }
@@ -445,8 +456,11 @@ static struct bufferevent *on_new_bev(struct event_base *base, void *arg) {
     http_conn *c = rp_calloc(1, sizeof *c);
     if (c == NULL) return NULL;
     c->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-    if (c->bev == NULL || !conn_insert(h, c)) {
-        if (c->bev) bufferevent_free(c->bev);
+    if (c->bev == NULL || !rp_http_errpage_attach(h, c) || !conn_insert(h, c)) {
+        if (c->bev) {
+            rp_http_errpage_detach(c);
+            bufferevent_free(c->bev);
+        }
         free(c);
         return NULL;
     }
@@ -460,10 +474,41 @@ static struct bufferevent *on_new_bev(struct event_base *base, void *arg) {
 /* Drop the record of a connection evhttp has freed (or will never use). */
 static void conn_drop(rp_http *h, http_conn *c) {
     assert(c->call == NULL);
+    rp_http_errpage_detach(c);
     conn_remove(h, c);
     bufferevent_decref(c->bev); /* the last reference: closes the socket */
     rp_conn_release(h->stats);
     free(c);
+}
+
+/* Lingering close (after one of libevent's error pages, http_errpage.c):
+ * evhttp has sent the reply, shut down our write side and let go of the
+ * connection, but the client may still be sending the body we refused.
+ * Closing now, with its bytes unread, would reset the connection and can
+ * destroy the reply before the client reads it. So we read and discard
+ * until the client closes, or for slow_timeout_ms at most. */
+static void on_linger_read(struct bufferevent *bev, void *arg) {
+    (void)arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+static void on_linger_event(struct bufferevent *bev, short what, void *arg) {
+    http_conn *c = arg;
+    (void)bev;
+    (void)what; /* EOF, an error or the time-out: done */
+    conn_drop(c->h, c);
+}
+
+static void linger_start(rp_http *h, http_conn *c, int64_t now) {
+    c->lingering = true;
+    c->deadline_ms = now + h->dl.slow_ms;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    evbuffer_drain(in, evbuffer_get_length(in));
+    bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
+    bufferevent_setcb(c->bev, on_linger_read, NULL, on_linger_event, c);
+    bufferevent_set_timeouts(c->bev, &h->dl.slow, NULL);
+    bufferevent_enable(c->bev, EV_READ);
 }
 
 /* The sweeper: drop the records of freed connections; shut down those past
@@ -479,9 +524,22 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg) {
             i++;
             continue;
         }
+        if (c->lingering) {
+            if (now >= c->deadline_ms) {
+                conn_drop(h, c);
+                continue;
+            }
+            i++;
+            continue;
+        }
         bufferevent_event_cb ecb = NULL;
         bufferevent_getcb(c->bev, NULL, NULL, &ecb, NULL);
         if (ecb == NULL && c->call == NULL) { /* freed by evhttp */
+            if (c->linger) {
+                linger_start(h, c, now);
+                i++;
+                continue;
+            }
             conn_drop(h, c);
             continue; /* the removal may have moved another entry into slot i */
         }
@@ -537,7 +595,10 @@ rp_err rp_http_create(rp_loop *loop, evutil_socket_t fd, rp_api *api, const rp_c
     evhttp_set_timeout_tv(h->http, &h->dl.slow);
     evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_PUT | EVHTTP_REQ_PATCH |
                                             EVHTTP_REQ_POST | EVHTTP_REQ_DELETE);
-    evhttp_set_flags(h->http, EVHTTP_SERVER_LINGERING_CLOSE);
+    /* no EVHTTP_SERVER_LINGERING_CLOSE: with it evhttp reads a refused
+     * body to its announced end before answering 413 (a Content-Length of
+     * 100 GB waits for the time-out); we answer at once and linger
+     * ourselves after the reply (linger_start) */
     evhttp_set_gencb(h->http, on_request, h);
     evhttp_set_bevcb(h->http, on_new_bev, h);
     uint32_t every = cfg->slow_timeout_ms / 4 < 250 ? cfg->slow_timeout_ms / 4 : 250;
@@ -589,6 +650,8 @@ void rp_http_free(rp_http *h) {
         http_conn *c = h->conns[i];
         if (c == NULL) continue;
         if (c->call) c->call->conn = NULL; /* a call left for the writer */
+        rp_http_errpage_detach(c);
+        bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL); /* a lingering one's */
         bufferevent_decref(c->bev);
         rp_conn_release(h->stats);
         free(c);

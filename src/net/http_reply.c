@@ -70,9 +70,9 @@ void rp_http_send_body(struct evhttp_request *req, const char *reqid, int status
     evbuffer_free(b);
 }
 
-/* {"error":{"code":...,"message":...}} through the JSON writer (escaping). */
-void rp_http_send_error_status(struct evhttp_request *req, const char *reqid, int status, rp_err rc,
-                              const char *msg) {
+/* {"error":{"code":...,"message":...}} into out, through the JSON writer
+ * (escaping). False when it could not be written. */
+bool rp_http_error_json(rp_err rc, const char *msg, rp_buf *out) {
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
@@ -85,9 +85,16 @@ void rp_http_send_error_status(struct evhttp_request *req, const char *reqid, in
     rp_mp_pack_cstr(&pk, "message");
     rp_mp_pack_cstr(&pk, msg && *msg ? msg : rp_err_text(rc));
     rp_mpcheck_limits lim = {sb.size + 1, 4, 16, 1u << 16, 0, false};
+    bool ok = rp_msgpack_bytes_to_json(sb.data, sb.size, &lim, 0, out, NULL, NULL) == RP_OK;
+    msgpack_sbuffer_destroy(&sb);
+    return ok;
+}
+
+void rp_http_send_error_status(struct evhttp_request *req, const char *reqid, int status, rp_err rc,
+                              const char *msg) {
     rp_buf b;
     rp_buf_init(&b, 0);
-    if (rp_msgpack_bytes_to_json(sb.data, sb.size, &lim, 0, &b, NULL, NULL) == RP_OK)
+    if (rp_http_error_json(rc, msg, &b))
         rp_http_send_body(req, reqid, status, "application/json", b.p, b.len);
     else
     {
@@ -95,7 +102,6 @@ void rp_http_send_error_status(struct evhttp_request *req, const char *reqid, in
         rp_http_send_body(req, reqid, 500, "application/json", fallback, sizeof fallback - 1);
     }
     rp_buf_free(&b);
-    msgpack_sbuffer_destroy(&sb);
 }
 
 /* An error reply with the status of its code. */
