@@ -85,6 +85,9 @@ static const cfg_row cfg_table[] = {
     {"max_container", T_U32, N(max_container), "10000", 16, 10000000},
     /* 64 KiB per string: summaries are short; nothing needs more. */
     {"max_string", T_U32, N(max_string), "65536", 256, 1 << 30},
+    /* Empty: no browser page may call the HTTP face from another origin
+     * (no CORS headers); "*" or "https://crm.example.com,https://..." opts in. */
+    {"cors_origins", T_STR, S(cors_origins), "", 0, 0},
     /* Empty: audit lines go to stderr with the other logs. */
     {"audit_log", T_STR, S(audit_log), "", 0, 0},
 

@@ -224,6 +224,29 @@ static void on_conn_close(struct evhttp_connection *evcon, void *arg) {
     conn_drop(h, conn); /* evhttp still holds its own reference to the bev */
 }
 
+/* A customer GET's reply: ETag "v<version>" on it, and true when the
+ * request's If-None-Match names that tag (or *): then 304 is sent. */
+static bool etag_reply(http_call *c, struct evhttp_request *req, const char *data, size_t len) {
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    size_t off = 0;
+    char tag[32] = "";
+    if (msgpack_unpack_next(&u, data, len, &off) == MSGPACK_UNPACK_SUCCESS) {
+        const msgpack_object *v = rp_mp_get(&u.data, "version");
+        if (v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+            snprintf(tag, sizeof tag, "\"v%" PRIu64 "\"", v->via.u64);
+    }
+    msgpack_unpacked_destroy(&u);
+    if (!tag[0]) return false;
+    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+    evhttp_add_header(out, "ETag", tag);
+    const char *inm = evhttp_find_header(evhttp_request_get_input_headers(req), "If-None-Match");
+    if (inm == NULL || (strcmp(inm, "*") != 0 && strstr(inm, tag) == NULL)) return false;
+    evhttp_add_header(out, "X-Request-Id", c->reqid);
+    evhttp_send_reply(req, 304, "Not Modified", NULL);
+    return true;
+}
+
 /* Answer call c with the api's reply (on the loop thread). */
 static void respond(http_call *c, rp_err rc, const char *msg, const char *data, size_t len) {
     if (c->req == NULL) return; /* the client is gone */
@@ -237,7 +260,11 @@ static void respond(http_call *c, rp_err rc, const char *msg, const char *data, 
         char text[RP_ERRMSG_MAX + 32];
         if (c->kind == KIND_IMPORT) rp_http_import_error_text(msg, text, sizeof text);
         else snprintf(text, sizeof text, "%s", msg ? msg : "");
-        rp_http_send_error(req, c->reqid, rc, text);
+        /* a stale If-Match / If-None-Match: RFC 9110 says 412 */
+        int st = rc == RP_CONFLICT && c->precondition ? 412 : rp_http_status(rc);
+        rp_http_send_error_status(req, c->reqid, st, rc, text);
+    } else if (c->etag && etag_reply(c, req, data, len)) {
+        /* 304 sent */
     } else if (c->kind == KIND_IMPORT) {
         rp_http_send_import_result(c->h, req, c->reqid, data, len);
     } else {
@@ -399,7 +426,13 @@ static void run_api(rp_http *h, const http_in *in, http_conn *conn, rp_role role
     http_call *c = rc == RP_OK ? rp_http_call_new(h, in, conn, role, m->kind, m->op->write, &local) : NULL;
     if (rc != RP_OK) rp_http_send_error(in->req, in->reqid, rc, eb.msg[0] ? eb.msg : NULL);
     else if (c == NULL) rp_http_send_error(in->req, in->reqid, RP_UNAVAILABLE, "out of memory");
-    else dispatch(c, m->op, &params);
+    else {
+        struct evkeyvalq *hd = evhttp_request_get_input_headers(in->req);
+        c->precondition = m->precondition && (evhttp_find_header(hd, "If-Match") ||
+                                              evhttp_find_header(hd, "If-None-Match"));
+        c->etag = m->etag;
+        dispatch(c, m->op, &params);
+    }
     msgpack_zone_destroy(&z);
     msgpack_sbuffer_destroy(&whole);
 }
@@ -411,9 +444,64 @@ static void serve(rp_http *h, const http_in *in, http_conn *conn, rp_role role, 
         rp_http_send_body(in->req, in->reqid, 200, "application/json", "{\"status\":\"ok\"}", 15);
         return;
     case HTTP_SERVE_METRICS: rp_http_serve_metrics(h, in->req, in->reqid); return;
-    case HTTP_SERVE_EXPORT: rp_http_export_start(h, in, conn, role); return;
+    case HTTP_SERVE_EXPORT:
+        if (in->method == HTTP_M_HEAD) { /* the stream's headers; nothing is exported */
+            if (!rp_api_allowed(m->op, role))
+                rp_http_send_error(in->req, in->reqid, RP_FORBIDDEN, NULL);
+            else
+                rp_http_send_body(in->req, in->reqid, 200, "application/x-ndjson", NULL, 0);
+            return;
+        }
+        rp_http_export_start(h, in, conn, role);
+        return;
     case HTTP_SERVE_API: run_api(h, in, conn, role, m); return;
     }
+}
+
+/* CORS (setting cors_origins): the Access-Control-Allow-Origin of req's
+ * Origin, or NULL when it is not allowed (no CORS headers: the browser
+ * refuses). Adds the headers every response to it carries. */
+static const char *cors_headers(rp_http *h, struct evhttp_request *req) {
+    const char *list = h->cfg->cors_origins;
+    if (list[0] == '\0') return NULL;
+    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+    bool any = strcmp(list, "*") == 0;
+    if (!any) evhttp_add_header(out, "Vary", "Origin"); /* the answer depends on it */
+    const char *o = evhttp_find_header(evhttp_request_get_input_headers(req), "Origin");
+    if (o == NULL || o[0] == '\0') return NULL;
+    if (!any && !rp_config_list_has(list, o, strlen(o))) return NULL;
+    const char *allow = any ? "*" : o;
+    evhttp_add_header(out, "Access-Control-Allow-Origin", allow);
+    if (!any) evhttp_add_header(out, "Access-Control-Allow-Credentials", "true"); /* never for * */
+    evhttp_add_header(out, "Access-Control-Expose-Headers", "X-Request-Id, ETag");
+    return allow;
+}
+
+/* OPTIONS: 204 with Allow for a known path (404 otherwise), and for a CORS
+ * preflight from an allowed origin the Access-Control-Allow-* headers.
+ * No token needed: browsers send preflights without credentials. */
+static void serve_options(rp_http *h, http_in *in, const char *origin) {
+    http_match m;
+    memset(&m, 0, sizeof m);
+    rp_errbuf eb = {0};
+    if (rp_http_route_find(h, in, &m, &eb) == RP_NOT_FOUND) {
+        rp_http_send_error(in->req, in->reqid, RP_NOT_FOUND, eb.msg);
+        return;
+    }
+    char allow[HTTP_ALLOW_MAX + 32];
+    snprintf(allow, sizeof allow, "%s%s, OPTIONS", m.allow, strstr(m.allow, "GET") ? ", HEAD" : "");
+    struct evkeyvalq *out = evhttp_request_get_output_headers(in->req);
+    evhttp_add_header(out, "Allow", allow);
+    evhttp_add_header(out, "X-Request-Id", in->reqid);
+    const char *acrm = evhttp_find_header(evhttp_request_get_input_headers(in->req),
+                                          "Access-Control-Request-Method");
+    if (origin && acrm) {
+        evhttp_add_header(out, "Access-Control-Allow-Methods", allow);
+        evhttp_add_header(out, "Access-Control-Allow-Headers",
+                          "Authorization, Content-Type, Idempotency-Key, X-Request-Id, If-Match, If-None-Match");
+        evhttp_add_header(out, "Access-Control-Max-Age", "600");
+    }
+    evhttp_send_reply(in->req, 204, "No Content", NULL);
 }
 
 /* evhttp's callback for every request: parse, route, authenticate, and
@@ -427,10 +515,15 @@ static void on_request(struct evhttp_request *req, void *arg) {
     request_id(h, req, in.reqid);
     http_conn *conn = track_conn(h, req, in.reqid);
     if (conn == NULL) return;
+    const char *origin = cors_headers(h, req);
     rp_errbuf eb = {0};
     http_match m;
     memset(&m, 0, sizeof m);
     rp_err rc = rp_http_parse_uri(&in, &eb);
+    if (rc == RP_OK && in.method == HTTP_M_OPTIONS) {
+        serve_options(h, &in, origin);
+        goto done;
+    }
     if (rc == RP_OK) rc = rp_http_route_find(h, &in, &m, &eb);
     if (rc != RP_OK) {
         if (m.allow[0] && rc == RP_BAD_REQUEST) rp_http_send_not_allowed(req, in.reqid, m.allow);
@@ -593,8 +686,9 @@ rp_err rp_http_create(rp_loop *loop, evutil_socket_t fd, rp_api *api, const rp_c
     evhttp_set_max_headers_size(h->http, HTTP_MAX_HEADERS);
     evhttp_set_max_body_size(h->http, (ev_ssize_t)cfg->max_request_bytes);
     evhttp_set_timeout_tv(h->http, &h->dl.slow);
-    evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_PUT | EVHTTP_REQ_PATCH |
-                                            EVHTTP_REQ_POST | EVHTTP_REQ_DELETE);
+    evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS |
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_PATCH | EVHTTP_REQ_POST |
+                                            EVHTTP_REQ_DELETE);
     /* no EVHTTP_SERVER_LINGERING_CLOSE: with it evhttp reads a refused
      * body to its announced end before answering 413 (a Content-Length of
      * 100 GB waits for the time-out); we answer at once and linger

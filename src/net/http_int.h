@@ -55,6 +55,8 @@ struct http_call {
     bool replied;               /* the reply came during rp_api_call */
     bool pending;               /* on h's pending list */
     bool await_writer;          /* the writer thread will post the reply */
+    bool precondition;          /* If-Match / If-None-Match given: CONFLICT is 412 */
+    bool etag;                  /* a customer GET: ETag "v<version>", If-None-Match 304 */
     atomic_bool posted;         /* ... and has posted it */
     rp_role role;
     char reqid[HTTP_REQID_MAX + 1];
@@ -121,6 +123,8 @@ typedef enum http_method {
     HTTP_M_PATCH,
     HTTP_M_POST,
     HTTP_M_DELETE,
+    HTTP_M_HEAD,    /* routed as GET, answered without the body */
+    HTTP_M_OPTIONS, /* answered before routing: Allow, CORS preflight */
     HTTP_M_OTHER,
 } http_method;
 
@@ -156,6 +160,8 @@ typedef struct http_match {
     reply_kind kind;
     const rp_api_op *op;
     char allow[HTTP_ALLOW_MAX]; /* methods of the path, for a 405's Allow header */
+    bool precondition;          /* the row reads If-Match / If-None-Match */
+    bool etag;                  /* the reply carries the record's version as ETag */
 } http_match;
 
 /* The method of req as our enum. */

@@ -40,12 +40,15 @@ int rp_http_status(rp_err rc) {
 static const char *http_reason(int status) {
     switch (status) {
     case 200: return "OK";
+    case 204: return "No Content";
+    case 304: return "Not Modified";
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 409: return "Conflict";
+    case 412: return "Precondition Failed";
     case 413: return "Payload Too Large";
     case 503: return "Service Unavailable";
     case 507: return "Insufficient Storage";
@@ -65,7 +68,14 @@ void rp_http_send_body(struct evhttp_request *req, const char *reqid, int status
         evhttp_send_reply(req, 500, "Internal Server Error", NULL);
         return;
     }
-    if (n) evbuffer_add(b, body, n);
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+        /* HEAD: GET's headers, no body (evhttp would send one) */
+        char len[24];
+        snprintf(len, sizeof len, "%zu", n);
+        evhttp_add_header(out, "Content-Length", len);
+    } else if (n) {
+        evbuffer_add(b, body, n);
+    }
     evhttp_send_reply(req, status, http_reason(status), b);
     evbuffer_free(b);
 }

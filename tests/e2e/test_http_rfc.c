@@ -7,6 +7,12 @@
  *     a correct Content-Length; the 413 says how to split an import;
  *   - a Content-Length far over the limit with a one-byte body is 413 at
  *     once (not after slow_timeout_ms);
+ *   - OPTIONS and CORS (cors_origins): preflight 204 with the
+ *     Access-Control-Allow-* headers for allowed origins only, Allow-Origin
+ *     and Vary: Origin on normal replies, no credentials for *;
+ *   - HEAD as GET without the body; ETag "v<version>" on a customer GET,
+ *     If-None-Match -> 304, If-Match with the ETag, a stale one 412; the
+ *     cache-buster ?_= ignored.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -189,9 +195,153 @@ static void test_libevent_replies_json(void **state) {
     stop(&h);
 }
 
+/* --- 2. OPTIONS and CORS ----------------------------------------------------------- */
+
+static void test_cors(void **state) {
+    (void)state;
+    rp_h h;
+    start(&h, "cors_origins = https://crm.example.com,https://w.example.com\n"
+              "token = admin:admin-token-0123456789\n");
+    const char *pre = "curl -s -i --max-time 10 -X OPTIONS -H 'Origin: %s' "
+                      "-H 'Access-Control-Request-Method: PUT' "
+                      "-H 'Access-Control-Request-Headers: authorization,content-type' http://%s%s";
+    char *out = run(pre, "https://crm.example.com", h.http_addr, "/v1/customers/c1");
+    has(out, "HTTP/1.1 204 ");
+    has(out, "Access-Control-Allow-Origin: https://crm.example.com\r\n");
+    has(out, "Access-Control-Allow-Methods: GET, PUT, PATCH, DELETE, HEAD, OPTIONS\r\n");
+    has(out, "Access-Control-Allow-Headers: Authorization, Content-Type, Idempotency-Key, X-Request-Id");
+    has(out, "Access-Control-Max-Age: 600\r\n");
+    has(out, "Access-Control-Allow-Credentials: true\r\n");
+    has(out, "Vary: Origin\r\n");
+    free(out);
+    /* another origin: 204, but nothing that lets the browser go on */
+    out = run(pre, "https://evil.example", h.http_addr, "/v1/customers/c1");
+    has(out, "HTTP/1.1 204 ");
+    lacks(out, "Access-Control-Allow");
+    free(out);
+    /* an unknown path is 404; a plain OPTIONS lists the methods */
+    out = run(pre, "https://crm.example.com", h.http_addr, "/v9/nothing");
+    has(out, "HTTP/1.1 404 ");
+    free(out);
+    out = run("curl -s -i --max-time 10 -X OPTIONS http://%s/v1/import", h.http_addr);
+    has(out, "HTTP/1.1 204 ");
+    has(out, "Allow: POST, OPTIONS\r\n");
+    free(out);
+    /* a normal request from an allowed origin, and from another */
+    out = run("curl -s -i --max-time 10 -H 'Origin: https://w.example.com' http://%s/healthz", h.http_addr);
+    has(out, "HTTP/1.1 200 ");
+    has(out, "Access-Control-Allow-Origin: https://w.example.com\r\n");
+    has(out, "Vary: Origin\r\n");
+    free(out);
+    out = run("curl -s -i --max-time 10 -H 'Origin: https://evil.example' http://%s/healthz", h.http_addr);
+    has(out, "HTTP/1.1 200 ");
+    lacks(out, "Access-Control-Allow-Origin");
+    free(out);
+    /* a 401 still carries it, so the page can read the error */
+    out = run("curl -s -i --max-time 10 -H 'Origin: https://crm.example.com' http://%s/v1/customers/c1",
+              h.http_addr);
+    has(out, "HTTP/1.1 401 ");
+    has(out, "Access-Control-Allow-Origin: https://crm.example.com\r\n");
+    free(out);
+    stop(&h);
+    /* "*": any origin, never with credentials; none configured: no headers */
+    start(&h, "cors_origins = *\n");
+    out = run(pre, "https://any.example", h.http_addr, "/v1/customers/c1");
+    has(out, "HTTP/1.1 204 ");
+    has(out, "Access-Control-Allow-Origin: *\r\n");
+    lacks(out, "Access-Control-Allow-Credentials");
+    free(out);
+    stop(&h);
+    start(&h, NULL);
+    out = run(pre, "https://crm.example.com", h.http_addr, "/v1/customers/c1");
+    has(out, "HTTP/1.1 204 ");
+    lacks(out, "Access-Control-");
+    free(out);
+    stop(&h);
+}
+
+/* --- 3. HEAD, ETag and preconditions, the cache-buster --------------------------- */
+
+static void test_head_etag(void **state) {
+    (void)state;
+    rp_h h;
+    start(&h, "durability = async\n");
+    rp_http_resp r = rp_http(&h, "PUT", "/v1/customers/e1", NULL, "{\"name\":\"Eve\"}");
+    assert_int_equal(r.status, 200);
+    free(r.text);
+    /* GET: ETag "v1"; HEAD: the same headers, no body */
+    char *get = run("curl -s -i --max-time 10 http://%s/v1/customers/e1", h.http_addr);
+    has(get, "HTTP/1.1 200 ");
+    has(get, "ETag: \"v1\"\r\n");
+    char glen[32];
+    snprintf(glen, sizeof glen, "%s", header(get, "Content-Length"));
+    char *head = run("curl -s -I --max-time 10 http://%s/v1/customers/e1", h.http_addr);
+    has(head, "HTTP/1.1 200 ");
+    has(head, "ETag: \"v1\"\r\n");
+    assert_string_equal(header(head, "Content-Length"), glen);
+    assert_string_equal(strstr(head, "\r\n\r\n") + 4, "");
+    free(head);
+    free(get);
+    head = run("curl -s -I --max-time 10 http://%s/healthz", h.http_addr);
+    has(head, "HTTP/1.1 200 ");
+    has(head, "Content-Length: 15\r\n");
+    free(head);
+    /* raw HEAD on a keep-alive connection: the next reply is not garbled */
+    head = raw(&h, "HEAD /v1/customers/e1 HTTP/1.1\r\nHost: x\r\n\r\n"
+                   "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    const char *second = strstr(head, "\r\n\r\n");
+    assert_non_null(second);
+    assert_true(strncmp(second + 4, "HTTP/1.1 200 ", 13) == 0);
+    has(second, "{\"status\":\"ok\"}");
+    free(head);
+    head = run("curl -s -I --max-time 10 http://%s/v1/import", h.http_addr);
+    has(head, "HTTP/1.1 405 ");
+    free(head);
+    /* If-None-Match with the tag: 304; with another: 200 */
+    char *out = run("curl -s -i --max-time 10 -H 'If-None-Match: \"v1\"' http://%s/v1/customers/e1", h.http_addr);
+    has(out, "HTTP/1.1 304 ");
+    has(out, "ETag: \"v1\"\r\n");
+    free(out);
+    out = run("curl -s -i --max-time 10 -H 'If-None-Match: \"v7\"' http://%s/v1/customers/e1", h.http_addr);
+    has(out, "HTTP/1.1 200 ");
+    free(out);
+    /* If-Match with the ETag; a stale one is 412 Precondition Failed */
+    r = rp_http(&h, "PATCH", "/v1/customers/e1", "If-Match: \"v1\"\r\n", "{\"tier\":\"gold\"}");
+    assert_int_equal(r.status, 200);
+    has(r.body, "\"version\":2");
+    free(r.text);
+    r = rp_http(&h, "PATCH", "/v1/customers/e1", "If-Match: \"v1\"\r\n", "{\"tier\":\"x\"}");
+    assert_int_equal(r.status, 412);
+    has(r.text, "412 Precondition Failed");
+    has(r.body, "\"code\":\"CONFLICT\"");
+    free(r.text);
+    r = rp_http(&h, "PUT", "/v1/customers/e1", "If-None-Match: *\r\n", "{}");
+    assert_int_equal(r.status, 412);
+    free(r.text);
+    /* the cache-buster: ignored on every route */
+    out = run("curl -s -i --max-time 10 'http://%s/v1/customers/e1?_=1732350000123'", h.http_addr);
+    has(out, "HTTP/1.1 200 ");
+    free(out);
+    out = run("curl -s -i --max-time 10 'http://%s/v1/lookup?phone=4155551212&_=1'", h.http_addr);
+    has(out, "HTTP/1.1 200 ");
+    free(out);
+    out = run("curl -s -i --max-time 10 'http://%s/v1/export?_=1'", h.http_addr);
+    has(out, "HTTP/1.1 200 ");
+    free(out);
+    out = run("curl -s -i --max-time 10 -X PATCH -d '{}' 'http://%s/v1/customers/e1?_=1'", h.http_addr);
+    has(out, "HTTP/1.1 200 ");
+    free(out);
+    out = run("curl -s -i --max-time 10 'http://%s/v1/customers/e1?x=1'", h.http_addr);
+    has(out, "HTTP/1.1 400 ");
+    free(out);
+    stop(&h);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_libevent_replies_json),
+        cmocka_unit_test(test_cors),
+        cmocka_unit_test(test_head_etag),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
