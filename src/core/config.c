@@ -102,6 +102,9 @@ static const cfg_row cfg_table[] = {
      "10,000 items per array/map: an import batch, never millions."},
     {"max_string", T_U32, N(max_string), "65536", 256, 1 << 30,
      "64 KiB per string: summaries are short; nothing needs more."},
+    {"cors_origins", T_STR, S(cors_origins), "", 0, 0,
+     "Empty: no browser page may call the HTTP face from another origin (no "
+     "CORS headers); \"*\" or \"https://crm.example.com,https://...\" opts in."},
     {"audit_log", T_STR, S(audit_log), "", 0, 0,
      "A file for audit lines. Empty: audit lines go to stderr with the other "
      "logs."},

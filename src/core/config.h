@@ -76,6 +76,7 @@ typedef struct rp_config {
     uint32_t max_container;
     uint32_t max_string;
     char audit_log[RP_PATH_MAX]; /* "" = stderr off */
+    char cors_origins[512];      /* HTTP CORS: "" none, "*" any, or a comma-separated list */
     rp_token tokens[RP_MAX_TOKENS];
     uint32_t ntokens;
 

@@ -43,7 +43,9 @@
  * server buffer its requests.
  *
  * Limits: headers 16 KiB, body max_request_bytes (libevent answers 413
- * itself, with its own HTML body, before we see the request), every read
+ * itself before we see the request, as soon as the Content-Length says so;
+ * its HTML error pages are rewritten into our JSON on the way out, and the
+ * connection lingers after them: http_errpage.c, linger_start), every read
  * or write stall slow_timeout_ms (so an idle keep-alive connection also
  * closes after slow_timeout_ms: HTTP clients reconnect transparently; the
  * long idle_timeout_ms is the RPC face's), replies max_output_bytes of
@@ -215,7 +217,34 @@ static void on_conn_close(struct evhttp_connection *evcon, void *arg) {
             rp_http_call_free(c);
         }
     }
+    if (conn->linger) { /* an error page went out: the sweeper drains, then drops */
+        conn->evcon = NULL;
+        return;
+    }
     conn_drop(h, conn); /* evhttp still holds its own reference to the bev */
+}
+
+/* A customer GET's reply: ETag "v<version>" on it, and true when the
+ * request's If-None-Match names that tag (or *): then 304 is sent. */
+static bool etag_reply(http_call *c, struct evhttp_request *req, const char *data, size_t len) {
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    size_t off = 0;
+    char tag[32] = "";
+    if (msgpack_unpack_next(&u, data, len, &off) == MSGPACK_UNPACK_SUCCESS) {
+        const msgpack_object *v = rp_mp_get(&u.data, "version");
+        if (v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+            snprintf(tag, sizeof tag, "\"v%" PRIu64 "\"", v->via.u64);
+    }
+    msgpack_unpacked_destroy(&u);
+    if (!tag[0]) return false;
+    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+    evhttp_add_header(out, "ETag", tag);
+    const char *inm = evhttp_find_header(evhttp_request_get_input_headers(req), "If-None-Match");
+    if (inm == NULL || (strcmp(inm, "*") != 0 && strstr(inm, tag) == NULL)) return false;
+    evhttp_add_header(out, "X-Request-Id", c->reqid);
+    evhttp_send_reply(req, 304, "Not Modified", NULL);
+    return true;
 }
 
 /* Answer call c with the api's reply (on the loop thread). */
@@ -231,7 +260,11 @@ static void respond(http_call *c, rp_err rc, const char *msg, const char *data, 
         char text[RP_ERRMSG_MAX + 32];
         if (c->kind == KIND_IMPORT) rp_http_import_error_text(msg, text, sizeof text);
         else snprintf(text, sizeof text, "%s", msg ? msg : "");
-        rp_http_send_error(req, c->reqid, rc, text);
+        /* a stale If-Match / If-None-Match: RFC 9110 says 412 */
+        int st = rc == RP_CONFLICT && c->precondition ? 412 : rp_http_status(rc);
+        rp_http_send_error_status(req, c->reqid, st, rc, text);
+    } else if (c->etag && etag_reply(c, req, data, len)) {
+        /* 304 sent */
     } else if (c->kind == KIND_IMPORT) {
         rp_http_send_import_result(c->h, req, c->reqid, data, len);
     } else {
@@ -309,6 +342,10 @@ static void request_id(rp_http *h, struct evhttp_request *req, char out[HTTP_REQ
             return;
         }
     }
+    rp_http_new_reqid(h, out);
+}
+
+void rp_http_new_reqid(rp_http *h, char out[HTTP_REQID_MAX + 1]) {
     snprintf(out, HTTP_REQID_MAX + 1, "%08" PRIx32 "%012" PRIx64, h->reqid_base, ++h->reqid_seq);
 }
 
@@ -348,6 +385,7 @@ static http_conn *track_conn(rp_http *h, struct evhttp_request *req, const char 
     /* evhttp sets no read watermark: without one it keeps buffering
      * whatever a pipelining client sends while a reply is written */
     bufferevent_setwatermark(bev, EV_READ, 0, 2 * HTTP_MAX_HEADERS);
+    rp_http_errpage_request(c);
     c->deadline_ms = rp_conn_now_ms() + h->dl.slow_ms;
     return c;
 }
@@ -388,7 +426,13 @@ static void run_api(rp_http *h, const http_in *in, http_conn *conn, rp_role role
     http_call *c = rc == RP_OK ? rp_http_call_new(h, in, conn, role, m->kind, m->op->write, &local) : NULL;
     if (rc != RP_OK) rp_http_send_error(in->req, in->reqid, rc, eb.msg[0] ? eb.msg : NULL);
     else if (c == NULL) rp_http_send_error(in->req, in->reqid, RP_UNAVAILABLE, "out of memory");
-    else dispatch(c, m->op, &params);
+    else {
+        struct evkeyvalq *hd = evhttp_request_get_input_headers(in->req);
+        c->precondition = m->precondition && (evhttp_find_header(hd, "If-Match") ||
+                                              evhttp_find_header(hd, "If-None-Match"));
+        c->etag = m->etag;
+        dispatch(c, m->op, &params);
+    }
     msgpack_zone_destroy(&z);
     msgpack_sbuffer_destroy(&whole);
 }
@@ -401,9 +445,64 @@ static void serve(rp_http *h, const http_in *in, http_conn *conn, rp_role role, 
         return;
     case HTTP_SERVE_METRICS: rp_http_serve_metrics(h, in->req, in->reqid); return;
     case HTTP_SERVE_OPENAPI: rp_http_serve_openapi(in->req, in->reqid); return;
-    case HTTP_SERVE_EXPORT: rp_http_export_start(h, in, conn, role); return;
+    case HTTP_SERVE_EXPORT:
+        if (in->method == HTTP_M_HEAD) { /* the stream's headers; nothing is exported */
+            if (!rp_api_allowed(m->op, role))
+                rp_http_send_error(in->req, in->reqid, RP_FORBIDDEN, NULL);
+            else
+                rp_http_send_body(in->req, in->reqid, 200, "application/x-ndjson", NULL, 0);
+            return;
+        }
+        rp_http_export_start(h, in, conn, role);
+        return;
     case HTTP_SERVE_API: run_api(h, in, conn, role, m); return;
     }
+}
+
+/* CORS (setting cors_origins): the Access-Control-Allow-Origin of req's
+ * Origin, or NULL when it is not allowed (no CORS headers: the browser
+ * refuses). Adds the headers every response to it carries. */
+static const char *cors_headers(rp_http *h, struct evhttp_request *req) {
+    const char *list = h->cfg->cors_origins;
+    if (list[0] == '\0') return NULL;
+    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+    bool any = strcmp(list, "*") == 0;
+    if (!any) evhttp_add_header(out, "Vary", "Origin"); /* the answer depends on it */
+    const char *o = evhttp_find_header(evhttp_request_get_input_headers(req), "Origin");
+    if (o == NULL || o[0] == '\0') return NULL;
+    if (!any && !rp_config_list_has(list, o, strlen(o))) return NULL;
+    const char *allow = any ? "*" : o;
+    evhttp_add_header(out, "Access-Control-Allow-Origin", allow);
+    if (!any) evhttp_add_header(out, "Access-Control-Allow-Credentials", "true"); /* never for * */
+    evhttp_add_header(out, "Access-Control-Expose-Headers", "X-Request-Id, ETag");
+    return allow;
+}
+
+/* OPTIONS: 204 with Allow for a known path (404 otherwise), and for a CORS
+ * preflight from an allowed origin the Access-Control-Allow-* headers.
+ * No token needed: browsers send preflights without credentials. */
+static void serve_options(rp_http *h, http_in *in, const char *origin) {
+    http_match m;
+    memset(&m, 0, sizeof m);
+    rp_errbuf eb = {0};
+    if (rp_http_route_find(h, in, &m, &eb) == RP_NOT_FOUND) {
+        rp_http_send_error(in->req, in->reqid, RP_NOT_FOUND, eb.msg);
+        return;
+    }
+    char allow[HTTP_ALLOW_MAX + 32];
+    snprintf(allow, sizeof allow, "%s%s, OPTIONS", m.allow, strstr(m.allow, "GET") ? ", HEAD" : "");
+    struct evkeyvalq *out = evhttp_request_get_output_headers(in->req);
+    evhttp_add_header(out, "Allow", allow);
+    evhttp_add_header(out, "X-Request-Id", in->reqid);
+    const char *acrm = evhttp_find_header(evhttp_request_get_input_headers(in->req),
+                                          "Access-Control-Request-Method");
+    if (origin && acrm) {
+        evhttp_add_header(out, "Access-Control-Allow-Methods", allow);
+        evhttp_add_header(out, "Access-Control-Allow-Headers",
+                          "Authorization, Content-Type, Idempotency-Key, X-Request-Id, If-Match, If-None-Match");
+        evhttp_add_header(out, "Access-Control-Max-Age", "600");
+    }
+    evhttp_send_reply(in->req, 204, "No Content", NULL);
 }
 
 /* evhttp's callback for every request: parse, route, authenticate, and
@@ -417,10 +516,15 @@ static void on_request(struct evhttp_request *req, void *arg) {
     request_id(h, req, in.reqid);
     http_conn *conn = track_conn(h, req, in.reqid);
     if (conn == NULL) return;
+    const char *origin = cors_headers(h, req);
     rp_errbuf eb = {0};
     http_match m;
     memset(&m, 0, sizeof m);
     rp_err rc = rp_http_parse_uri(&in, &eb);
+    if (rc == RP_OK && in.method == HTTP_M_OPTIONS) {
+        serve_options(h, &in, origin);
+        goto done;
+    }
     if (rc == RP_OK) rc = rp_http_route_find(h, &in, &m, &eb);
     if (rc != RP_OK) {
         if (m.allow[0] && rc == RP_BAD_REQUEST) rp_http_send_not_allowed(req, in.reqid, m.allow);
@@ -447,8 +551,11 @@ static struct bufferevent *on_new_bev(struct event_base *base, void *arg) {
     http_conn *c = rp_calloc(1, sizeof *c);
     if (c == NULL) return NULL;
     c->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-    if (c->bev == NULL || !conn_insert(h, c)) {
-        if (c->bev) bufferevent_free(c->bev);
+    if (c->bev == NULL || !rp_http_errpage_attach(h, c) || !conn_insert(h, c)) {
+        if (c->bev) {
+            rp_http_errpage_detach(c);
+            bufferevent_free(c->bev);
+        }
         free(c);
         return NULL;
     }
@@ -462,10 +569,41 @@ static struct bufferevent *on_new_bev(struct event_base *base, void *arg) {
 /* Drop the record of a connection evhttp has freed (or will never use). */
 static void conn_drop(rp_http *h, http_conn *c) {
     assert(c->call == NULL);
+    rp_http_errpage_detach(c);
     conn_remove(h, c);
     bufferevent_decref(c->bev); /* the last reference: closes the socket */
     rp_conn_release(h->stats);
     free(c);
+}
+
+/* Lingering close (after one of libevent's error pages, http_errpage.c):
+ * evhttp has sent the reply, shut down our write side and let go of the
+ * connection, but the client may still be sending the body we refused.
+ * Closing now, with its bytes unread, would reset the connection and can
+ * destroy the reply before the client reads it. So we read and discard
+ * until the client closes, or for slow_timeout_ms at most. */
+static void on_linger_read(struct bufferevent *bev, void *arg) {
+    (void)arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+static void on_linger_event(struct bufferevent *bev, short what, void *arg) {
+    http_conn *c = arg;
+    (void)bev;
+    (void)what; /* EOF, an error or the time-out: done */
+    conn_drop(c->h, c);
+}
+
+static void linger_start(rp_http *h, http_conn *c, int64_t now) {
+    c->lingering = true;
+    c->deadline_ms = now + h->dl.slow_ms;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    evbuffer_drain(in, evbuffer_get_length(in));
+    bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
+    bufferevent_setcb(c->bev, on_linger_read, NULL, on_linger_event, c);
+    bufferevent_set_timeouts(c->bev, &h->dl.slow, NULL);
+    bufferevent_enable(c->bev, EV_READ);
 }
 
 /* The sweeper: drop the records of freed connections; shut down those past
@@ -481,9 +619,22 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg) {
             i++;
             continue;
         }
+        if (c->lingering) {
+            if (now >= c->deadline_ms) {
+                conn_drop(h, c);
+                continue;
+            }
+            i++;
+            continue;
+        }
         bufferevent_event_cb ecb = NULL;
         bufferevent_getcb(c->bev, NULL, NULL, &ecb, NULL);
         if (ecb == NULL && c->call == NULL) { /* freed by evhttp */
+            if (c->linger) {
+                linger_start(h, c, now);
+                i++;
+                continue;
+            }
             conn_drop(h, c);
             continue; /* the removal may have moved another entry into slot i */
         }
@@ -537,9 +688,13 @@ rp_err rp_http_create(rp_loop *loop, evutil_socket_t fd, rp_api *api, const rp_c
     evhttp_set_max_headers_size(h->http, HTTP_MAX_HEADERS);
     evhttp_set_max_body_size(h->http, (ev_ssize_t)cfg->max_request_bytes);
     evhttp_set_timeout_tv(h->http, &h->dl.slow);
-    evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_PUT | EVHTTP_REQ_PATCH |
-                                            EVHTTP_REQ_POST | EVHTTP_REQ_DELETE);
-    evhttp_set_flags(h->http, EVHTTP_SERVER_LINGERING_CLOSE);
+    evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS |
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_PATCH | EVHTTP_REQ_POST |
+                                            EVHTTP_REQ_DELETE);
+    /* no EVHTTP_SERVER_LINGERING_CLOSE: with it evhttp reads a refused
+     * body to its announced end before answering 413 (a Content-Length of
+     * 100 GB waits for the time-out); we answer at once and linger
+     * ourselves after the reply (linger_start) */
     evhttp_set_gencb(h->http, on_request, h);
     evhttp_set_bevcb(h->http, on_new_bev, h);
     uint32_t every = cfg->slow_timeout_ms / 4 < 250 ? cfg->slow_timeout_ms / 4 : 250;
@@ -591,6 +746,8 @@ void rp_http_free(rp_http *h) {
         http_conn *c = h->conns[i];
         if (c == NULL) continue;
         if (c->call) c->call->conn = NULL; /* a call left for the writer */
+        rp_http_errpage_detach(c);
+        bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL); /* a lingering one's */
         bufferevent_decref(c->bev);
         rp_conn_release(h->stats);
         free(c);

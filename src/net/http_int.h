@@ -6,6 +6,8 @@
  *   http_route.c  the route table, URL parsing and params building
  *   http_export.c GET /v1/export, streamed page by page
  *   http_reply.c  status mapping and every response body we send
+ *   http_errpage.c libevent's own error pages (400, 413, 501...) rewritten
+ *                 into our JSON error format, on the way out
  * Everything here runs on the worker loop's thread, except where a comment
  * says otherwise.
  */
@@ -53,6 +55,8 @@ struct http_call {
     bool replied;               /* the reply came during rp_api_call */
     bool pending;               /* on h's pending list */
     bool await_writer;          /* the writer thread will post the reply */
+    bool precondition;          /* If-Match / If-None-Match given: CONFLICT is 412 */
+    bool etag;                  /* a customer GET: ETag "v<version>", If-None-Match 304 */
     atomic_bool posted;         /* ... and has posted it */
     rp_role role;
     char reqid[HTTP_REQID_MAX + 1];
@@ -76,6 +80,17 @@ struct http_conn {
     int64_t deadline_ms; /* monotonic: the next request must be complete by then */
     bool over;           /* accepted beyond max_connections */
     bool shut;           /* shut down by the sweeper */
+    /* libevent's own error pages (http_errpage.c) and the close after them */
+    struct evbuffer_cb_entry *out_cb, *in_cb;
+    size_t head_at;      /* output offset of the last status line added (SIZE_MAX: none) */
+    uint32_t heads;      /* request heads received (blank lines ending a head) */
+    uint32_t served;     /* requests that reached on_request */
+    uint32_t head_bytes; /* bytes since the last head ended */
+    bool big_head;       /* a head over HTTP_MAX_HEADERS was received */
+    bool at_line_start;  /* the input scanner is at the start of a line */
+    bool rewriting;      /* our output callback is editing the buffer */
+    bool linger;         /* an error page went out: drain the input before closing */
+    bool lingering;      /* evhttp freed it; we read and discard until EOF or deadline */
 };
 
 struct rp_http {
@@ -108,6 +123,8 @@ typedef enum http_method {
     HTTP_M_PATCH,
     HTTP_M_POST,
     HTTP_M_DELETE,
+    HTTP_M_HEAD,    /* routed as GET, answered without the body */
+    HTTP_M_OPTIONS, /* answered before routing: Allow, CORS preflight */
     HTTP_M_OTHER,
 } http_method;
 
@@ -144,6 +161,8 @@ typedef struct http_match {
     reply_kind kind;
     const rp_api_op *op;
     char allow[HTTP_ALLOW_MAX]; /* methods of the path, for a 405's Allow header */
+    bool precondition;          /* the row reads If-Match / If-None-Match */
+    bool etag;                  /* the reply carries the record's version as ETag */
 } http_match;
 
 /* The method of req as our enum. */
@@ -204,6 +223,10 @@ void rp_http_send_error(struct evhttp_request *req, const char *reqid, rp_err rc
 /* 405 with its Allow header. */
 void rp_http_send_not_allowed(struct evhttp_request *req, const char *reqid, const char *allow);
 
+/* {"error":{"code":...,"message":...}} into out (the one error shape). */
+struct rp_buf;
+bool rp_http_error_json(rp_err rc, const char *msg, struct rp_buf *out);
+
 /* A msgpack result (the api's own bytes) as JSON, 200. */
 void rp_http_send_result(rp_http *h, struct evhttp_request *req, const char *reqid, const char *data,
                          size_t len);
@@ -230,7 +253,22 @@ void rp_http_export_start(rp_http *h, const http_in *in, http_conn *conn, rp_rol
 /* One export page (or its error) came back from the api. */
 void rp_http_export_respond(http_call *c, rp_err rc, const char *msg, const char *data, size_t len);
 
+/* --- http_errpage.c: libevent's own replies ---------------------------------------- */
+
+/* Watch c's bufferevent: its input (to tell a header from a body 413) and
+ * its output (to rewrite libevent's HTML error pages). */
+bool rp_http_errpage_attach(rp_http *h, http_conn *c);
+
+/* A request of c reached on_request (re-counts the heads still unparsed). */
+void rp_http_errpage_request(http_conn *c);
+
+/* Stop watching (before c is freed). */
+void rp_http_errpage_detach(http_conn *c);
+
 /* --- http.c: calls ----------------------------------------------------------------- */
+
+/* A fresh X-Request-Id into out. */
+void rp_http_new_reqid(rp_http *h, char out[HTTP_REQID_MAX + 1]);
 
 /* A call record for request in (on the heap when its reply may come later,
  * else *local). NULL when out of memory. */

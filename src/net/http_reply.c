@@ -42,12 +42,15 @@ int rp_http_status(rp_err rc) {
 static const char *http_reason(int status) {
     switch (status) {
     case 200: return "OK";
+    case 204: return "No Content";
+    case 304: return "Not Modified";
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 409: return "Conflict";
+    case 412: return "Precondition Failed";
     case 413: return "Payload Too Large";
     case 503: return "Service Unavailable";
     case 507: return "Insufficient Storage";
@@ -67,14 +70,21 @@ void rp_http_send_body(struct evhttp_request *req, const char *reqid, int status
         evhttp_send_reply(req, 500, "Internal Server Error", NULL);
         return;
     }
-    if (n) evbuffer_add(b, body, n);
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+        /* HEAD: GET's headers, no body (evhttp would send one) */
+        char len[24];
+        snprintf(len, sizeof len, "%zu", n);
+        evhttp_add_header(out, "Content-Length", len);
+    } else if (n) {
+        evbuffer_add(b, body, n);
+    }
     evhttp_send_reply(req, status, http_reason(status), b);
     evbuffer_free(b);
 }
 
-/* {"error":{"code":...,"message":...}} through the JSON writer (escaping). */
-void rp_http_send_error_status(struct evhttp_request *req, const char *reqid, int status, rp_err rc,
-                              const char *msg) {
+/* {"error":{"code":...,"message":...}} into out, through the JSON writer
+ * (escaping). False when it could not be written. */
+bool rp_http_error_json(rp_err rc, const char *msg, rp_buf *out) {
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
@@ -87,9 +97,16 @@ void rp_http_send_error_status(struct evhttp_request *req, const char *reqid, in
     rp_mp_pack_cstr(&pk, "message");
     rp_mp_pack_cstr(&pk, msg && *msg ? msg : rp_err_text(rc));
     rp_mpcheck_limits lim = {sb.size + 1, 4, 16, 1u << 16, 0, false};
+    bool ok = rp_msgpack_bytes_to_json(sb.data, sb.size, &lim, 0, out, NULL, NULL) == RP_OK;
+    msgpack_sbuffer_destroy(&sb);
+    return ok;
+}
+
+void rp_http_send_error_status(struct evhttp_request *req, const char *reqid, int status, rp_err rc,
+                              const char *msg) {
     rp_buf b;
     rp_buf_init(&b, 0);
-    if (rp_msgpack_bytes_to_json(sb.data, sb.size, &lim, 0, &b, NULL, NULL) == RP_OK)
+    if (rp_http_error_json(rc, msg, &b))
         rp_http_send_body(req, reqid, status, "application/json", b.p, b.len);
     else
     {
@@ -97,7 +114,6 @@ void rp_http_send_error_status(struct evhttp_request *req, const char *reqid, in
         rp_http_send_body(req, reqid, 500, "application/json", fallback, sizeof fallback - 1);
     }
     rp_buf_free(&b);
-    msgpack_sbuffer_destroy(&sb);
 }
 
 /* An error reply with the status of its code. */

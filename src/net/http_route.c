@@ -128,6 +128,11 @@ static rp_err parse_query(http_in *in, const char *query, rp_errbuf *eb) {
             qparam *q = &in->q[in->nq];
             rp_err rc = query_decode_one(q, p, n, eb);
             if (rc != RP_OK) return rc;
+            if (strcmp(q->key, "_") == 0) { /* jQuery's and widgets' cache-buster: ignored */
+                free(q->key);
+                free(q->val);
+                goto next;
+            }
             in->nq++;
             if (!rp_utf8_valid(q->key, strlen(q->key)))
                 return rp_errf(eb, RP_BAD_REQUEST, "a query parameter name is not valid UTF-8");
@@ -137,6 +142,7 @@ static rp_err parse_query(http_in *in, const char *query, rp_errbuf *eb) {
                 if (strcmp(in->q[i].key, q->key) == 0)
                     return rp_errf(eb, RP_BAD_REQUEST, "query parameter '%.40s' is given twice", q->key);
         }
+    next:
         if (!amp) break;
         p = amp + 1;
     }
@@ -289,8 +295,8 @@ static rp_err pb_record(pbuild *b, const char *key, const msgpack_object *o, con
     return RP_OK;
 }
 
-/* If-Match: "N" (or N) -> expect_version N; If-None-Match: * -> 0 (create
- * only). */
+/* If-Match: "vN" (the ETag of a GET), "N" or N -> expect_version N;
+ * If-None-Match: * -> 0 (create only). */
 static rp_err pb_precondition(pbuild *b, struct evhttp_request *req, rp_errbuf *eb) {
     struct evkeyvalq *hd = evhttp_request_get_input_headers(req);
     const char *im = evhttp_find_header(hd, "If-Match");
@@ -306,6 +312,10 @@ static rp_err pb_precondition(pbuild *b, struct evhttp_request *req, rp_errbuf *
         if (n >= 2 && im[0] == '"' && im[n - 1] == '"') {
             im++;
             n -= 2;
+        }
+        if (n > 1 && im[0] == 'v') {
+            im++;
+            n--;
         }
         if (n == 0 || n >= sizeof tmp)
             return rp_errf(eb, RP_BAD_REQUEST, "If-Match must be a version, e.g. \"3\"");
@@ -468,6 +478,8 @@ http_method rp_http_method_of(struct evhttp_request *req) {
     case EVHTTP_REQ_PATCH: return HTTP_M_PATCH;
     case EVHTTP_REQ_POST: return HTTP_M_POST;
     case EVHTTP_REQ_DELETE: return HTTP_M_DELETE;
+    case EVHTTP_REQ_HEAD: return HTTP_M_HEAD;
+    case EVHTTP_REQ_OPTIONS: return HTTP_M_OPTIONS;
     default: return HTTP_M_OTHER;
     }
 }
@@ -480,6 +492,8 @@ static const char *method_name(http_method m) {
     case HTTP_M_PATCH: return "PATCH";
     case HTTP_M_POST: return "POST";
     case HTTP_M_DELETE: return "DELETE";
+    case HTTP_M_HEAD: return "HEAD";
+    case HTTP_M_OPTIONS: return "OPTIONS";
     default: return "?";
     }
 }
@@ -539,11 +553,14 @@ rp_err rp_http_routes_resolve(rp_http *h, rp_errbuf *eb) {
 rp_err rp_http_route_find(const rp_http *h, const http_in *in, http_match *m, rp_errbuf *eb) {
     size_t alen = 0;
     m->allow[0] = '\0';
+    http_method want = in->method == HTTP_M_HEAD ? HTTP_M_GET : in->method; /* HEAD is GET, bodiless */
     for (size_t i = 0; i < HTTP_NROUTES; i++) {
         const http_route *r = &http_routes[i];
         if (!route_match(r->pattern, in, NULL)) continue;
-        if (r->method == in->method) {
+        if (r->method == want) {
             m->row = (int)i;
+            m->precondition = r->precondition;
+            m->etag = r->op && strcmp(r->op, "customer.get") == 0;
             m->serve = r->serve;
             m->kind = r->kind;
             m->op = h->route_ops[i];

@@ -255,9 +255,9 @@ static void test_customer_routes(void **state) {
     /* versions: If-Match and If-None-Match */
     expect(&h, "PATCH", "/v1/customers/c1", "If-Match: \"1\"\r\n", "{\"tier\":\"gold\"}", 200,
            "{\"id\":\"c1\",\"version\":2}");
-    expect(&h, "PATCH", "/v1/customers/c1", "If-Match: \"1\"\r\n", "{\"tier\":\"x\"}", 409,
+    expect(&h, "PATCH", "/v1/customers/c1", "If-Match: \"1\"\r\n", "{\"tier\":\"x\"}", 412,
            "\"code\":\"CONFLICT\"");
-    expect(&h, "PUT", "/v1/customers/c1", "If-None-Match: *\r\n", "{}", 409, NULL);
+    expect(&h, "PUT", "/v1/customers/c1", "If-None-Match: *\r\n", "{}", 412, NULL);
     expect(&h, "PUT", "/v1/customers/c9", "If-None-Match: *\r\n", "{\"name\":\"Nine\"}", 200,
            "\"version\":1");
     expect(&h, "PATCH", "/v1/customers/c1", "If-Match: soon\r\n", "{}", 400, "If-Match");
