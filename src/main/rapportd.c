@@ -32,6 +32,7 @@
 #include "core/error.h"
 #include "net/log.h"
 #include "net/loop.h"
+#include "net/metrics.h"
 #include "net/server.h"
 #include "store/store.h"
 
@@ -174,6 +175,7 @@ int main(int argc, char **argv) {
     rp_log(RP_LOG_INFO, "start", "version=%s pid=%ld data=%s durability=%s threads=%u tokens=%u",
            RAPPORTD_VERSION, (long)getpid(), rp_log_quote(q, sizeof q, cfg.data_dir),
            cfg.durability == RP_DURABLE_ASYNC ? "async" : "sync", cfg.threads, cfg.ntokens);
+    rp_metrics_set_version(RAPPORTD_VERSION); /* rapport_build_info on /metrics */
 
     int status = 1;
     rp_store *store = NULL;
