@@ -522,6 +522,21 @@ static void api_gauge(msgpack_sbuffer *sb, const char *name, const char *type, c
     sb_printf(sb, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", name, help, name, type, name, v);
 }
 
+/* A writer duration histogram (store stats) as a Prometheus histogram. */
+static void api_writer_hist(msgpack_sbuffer *sb, const char *name, const char *help,
+                            const rp_writer_hist *h) {
+    sb_printf(sb, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    uint64_t cum = 0;
+    for (size_t b = 0; b < RP_WRITER_NBUCKETS; b++) {
+        cum += h->buckets[b];
+        sb_printf(sb, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name,
+                  (double)rp_writer_bucket_ns[b] / 1e9, cum);
+    }
+    sb_printf(sb, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, h->count);
+    sb_printf(sb, "%s_sum %.9f\n%s_count %" PRIu64 "\n", name, (double)h->sum_ns / 1e9, name,
+              h->count);
+}
+
 void rp_api_metrics(rp_api *api, msgpack_sbuffer *sb) {
     api_metrics_requests(api, sb);
     rp_store_stats st;
@@ -547,4 +562,10 @@ void rp_api_metrics(rp_api *api, msgpack_sbuffer *sb) {
               st.writer.map_grows);
     api_gauge(sb, "rapport_writer_queue_depth", "gauge", "Writes waiting for the writer.",
               st.writer.queue_depth);
+    api_writer_hist(sb, "rapport_writer_commit_duration_seconds",
+                    "Time of each write transaction's commit (with its fsync in sync durability).",
+                    &st.writer.commit);
+    api_writer_hist(sb, "rapport_writer_flush_duration_seconds",
+                    "Time of each flush to disk in async durability (mdb_env_sync).",
+                    &st.writer.flush);
 }

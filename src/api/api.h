@@ -92,7 +92,10 @@ void rp_api_call(rp_api *api, const rp_api_op *op, rp_role role, const char *req
                  const msgpack_object *params, rp_api_reply_fn reply, void *arg);
 
 /* Append Prometheus text lines for the api's own metrics (requests by
- * method and code, latency histograms, store counts and map sizes) to sb. */
+ * method and code, latency histograms, store counts and map sizes, the
+ * writer's commit and flush duration histograms) to sb. Every metric is
+ * listed in proto/METRICS.md. No errors: when the store statistics cannot
+ * be read, a comment line says so and the store's metrics are left out. */
 void rp_api_metrics(rp_api *api, msgpack_sbuffer *sb);
 
 #endif

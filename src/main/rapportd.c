@@ -33,6 +33,7 @@
 #include "core/version.h"
 #include "net/log.h"
 #include "net/loop.h"
+#include "net/metrics.h"
 #include "net/server.h"
 #include "store/store.h"
 #include "rp_version.h" /* generated: RP_GIT_DESCRIBE (cmake/version.cmake) */
@@ -270,6 +271,7 @@ int main(int argc, char **argv) {
     rp_log(RP_LOG_INFO, "start", "version=%s commit=%s pid=%ld data=%s durability=%s threads=%u tokens=%u",
            RAPPORTD_VERSION, RP_GIT_DESCRIBE, (long)getpid(), rp_log_quote(q, sizeof q, cfg.data_dir),
            cfg.durability == RP_DURABLE_ASYNC ? "async" : "sync", cfg.threads, cfg.ntokens);
+    rp_metrics_set_build(RAPPORTD_VERSION, RP_GIT_DESCRIBE); /* rapport_build_info on /metrics */
 
     int status = 1;
     rp_store *store = NULL;

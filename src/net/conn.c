@@ -18,6 +18,19 @@ void rp_conn_count_timeout(rp_net_stats *st) { atomic_fetch_add(&st->conns_timed
 
 void rp_conn_count_bad_frame(rp_net_stats *st) { atomic_fetch_add(&st->bad_frames, 1); }
 
+void rp_conn_count_refused(rp_net_stats *st, rp_net_face face, rp_err rc) {
+    rp_net_refusal r;
+    switch (rc) {
+    case RP_UNAUTHORIZED: r = RP_REFUSED_401; break;
+    case RP_FORBIDDEN: r = RP_REFUSED_403; break;
+    case RP_TOO_LARGE: r = RP_REFUSED_413; break;
+    case RP_UNAVAILABLE: r = RP_REFUSED_503; break;
+    default: return;
+    }
+    if ((unsigned)face >= RP_FACE__COUNT) return;
+    atomic_fetch_add_explicit(&st->refused[face][r], 1, memory_order_relaxed);
+}
+
 /* ms as a timeval. */
 static struct timeval conn_tv(uint32_t ms) {
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};

@@ -60,6 +60,13 @@ void rp_conn_count_timeout(rp_net_stats *st);
 /* A protocol violation (a bad frame). */
 void rp_conn_count_bad_frame(rp_net_stats *st);
 
+/* A request refused by face before its operation ran, with the code it
+ * was answered: RP_UNAUTHORIZED (401), RP_FORBIDDEN (403), RP_TOO_LARGE
+ * (413) or RP_UNAVAILABLE (503) are counted in st->refused; any other code
+ * is not a refusal and is ignored, so a face may pass the code of any
+ * early error. Thread-safe. */
+void rp_conn_count_refused(rp_net_stats *st, rp_net_face face, rp_err rc);
+
 /* --- deadlines ------------------------------------------------------------------- */
 
 /* The time-outs of a face, computed once from the config. */

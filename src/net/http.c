@@ -290,6 +290,8 @@ void rp_http_on_api_reply(void *arg, rp_err rc, const char *msg, const char *res
     http_call *c = arg;
     if (rp_conn_call_inline(&c->cc)) {
         c->replied = true;
+        if (c->await_writer && rc == RP_UNAVAILABLE) /* a write refused before the writer */
+            rp_conn_count_refused(c->h->stats, RP_FACE_HTTP, rc);
         respond(c, rc, msg, result, len);
         return;
     }
@@ -319,6 +321,8 @@ static void dispatch(http_call *c, const rp_api_op *op, const msgpack_object *pa
     c->replied = false;
     c->await_writer = op->write;
     rp_conn_call_begin(&c->h->flight, &c->cc);
+    if (!rp_api_allowed(op, c->role)) /* rp_api_call answers it 403 */
+        rp_conn_count_refused(c->h->stats, RP_FACE_HTTP, RP_FORBIDDEN);
     rp_api_call(c->h->api, op, c->role, c->reqid, params, rp_http_on_api_reply, c);
     if (c->replied) {
         rp_conn_call_end(&c->h->flight, &c->cc);
@@ -375,6 +379,7 @@ static http_conn *track_conn(rp_http *h, struct evhttp_request *req, const char 
     http_conn *c = conn_find(h, bev);
     if (c == NULL || c->over) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+        rp_conn_count_refused(h->stats, RP_FACE_HTTP, RP_UNAVAILABLE);
         rp_http_send_error(req, reqid, RP_UNAVAILABLE, "too many connections; retry later");
         return NULL;
     }
@@ -424,6 +429,8 @@ static void run_api(rp_http *h, const http_in *in, http_conn *conn, rp_role role
     rp_err rc = rp_http_route_params(h, in, m, &whole, &z, &params, &eb);
     http_call local;
     http_call *c = rc == RP_OK ? rp_http_call_new(h, in, conn, role, m->kind, m->op->write, &local) : NULL;
+    if (rc != RP_OK || c == NULL) /* 413, 503 counted; a 400 is not a refusal */
+        rp_conn_count_refused(h->stats, RP_FACE_HTTP, rc != RP_OK ? rc : RP_UNAVAILABLE);
     if (rc != RP_OK) rp_http_send_error(in->req, in->reqid, rc, eb.msg[0] ? eb.msg : NULL);
     else if (c == NULL) rp_http_send_error(in->req, in->reqid, RP_UNAVAILABLE, "out of memory");
     else {
@@ -534,6 +541,7 @@ static void on_request(struct evhttp_request *req, void *arg) {
     bool tokenless = m.serve == HTTP_SERVE_HEALTH || m.serve == HTTP_SERVE_OPENAPI;
     rp_role role = tokenless ? RP_ROLE_ROUTE : request_role(h, req);
     if (role == RP_ROLE_NONE) {
+        rp_conn_count_refused(h->stats, RP_FACE_HTTP, RP_UNAUTHORIZED);
         rp_http_send_error(req, in.reqid, RP_UNAUTHORIZED, "a valid bearer token is required");
         goto done;
     }

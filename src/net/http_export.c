@@ -148,6 +148,8 @@ static void export_next(http_call *c) {
         return;
     }
     rp_conn_call_begin(&c->h->flight, &c->cc); /* counted since export_start; sets the thread */
+    if (!rp_api_allowed(c->h->op_export, c->role)) /* the first page is answered 403 */
+        rp_conn_count_refused(c->h->stats, RP_FACE_HTTP, RP_FORBIDDEN);
     rp_api_call(c->h->api, c->h->op_export, c->role, c->reqid, &o, rp_http_on_api_reply, c);
     msgpack_zone_destroy(&z);
     msgpack_sbuffer_destroy(&sb);

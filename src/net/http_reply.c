@@ -20,6 +20,7 @@
 #include "model/codec.h"
 #include "net/buf.h"
 #include "net/json.h"
+#include "net/metrics.h"
 #include "net/openapi.h"
 
 /* The HTTP status of an api code. */
@@ -223,29 +224,12 @@ void rp_http_import_error_text(const char *msg, char *out, size_t n) {
         snprintf(out, n, "%s", msg ? msg : "");
 }
 
-/* GET /metrics: the api's metrics and the connection counters. */
+/* GET /metrics: the api's metrics, then the server's (net/metrics.h). */
 void rp_http_serve_metrics(rp_http *h, struct evhttp_request *req, const char *reqid) {
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     rp_api_metrics(h->api, &sb);
-    char line[1024];
-    int n = snprintf(line, sizeof line,
-                     "# HELP rapport_connections_open Client connections open (both faces).\n"
-                     "# TYPE rapport_connections_open gauge\nrapport_connections_open %" PRIuFAST64 "\n"
-                     "# HELP rapport_connections_total Client connections accepted.\n"
-                     "# TYPE rapport_connections_total counter\nrapport_connections_total %" PRIuFAST64 "\n"
-                     "# HELP rapport_connections_rejected_total Connections refused over max_connections.\n"
-                     "# TYPE rapport_connections_rejected_total counter\n"
-                     "rapport_connections_rejected_total %" PRIuFAST64 "\n"
-                     "# HELP rapport_connections_timed_out_total Connections closed as idle or slow.\n"
-                     "# TYPE rapport_connections_timed_out_total counter\n"
-                     "rapport_connections_timed_out_total %" PRIuFAST64 "\n"
-                     "# HELP rapport_bad_frames_total Protocol violations.\n"
-                     "# TYPE rapport_bad_frames_total counter\nrapport_bad_frames_total %" PRIuFAST64 "\n",
-                     atomic_load(&h->stats->conns_open), atomic_load(&h->stats->conns_total),
-                     atomic_load(&h->stats->conns_rejected), atomic_load(&h->stats->conns_timed_out),
-                     atomic_load(&h->stats->bad_frames));
-    if (n > 0) msgpack_sbuffer_write(&sb, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+    rp_metrics_net(h->stats, &sb);
     rp_http_send_body(req, reqid, 200, "text/plain; version=0.0.4; charset=utf-8", sb.data, sb.size);
     msgpack_sbuffer_destroy(&sb);
 }

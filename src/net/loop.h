@@ -29,6 +29,16 @@ typedef struct rp_loop_item {
     struct rp_loop_item *next;
 } rp_loop_item;
 
+/* The faces, and the refusals counted per face (rp_conn_count_refused). */
+typedef enum rp_net_face { RP_FACE_RPC, RP_FACE_HTTP, RP_FACE__COUNT } rp_net_face;
+typedef enum rp_net_refusal {
+    RP_REFUSED_401, /* no or unknown token */
+    RP_REFUSED_403, /* the role may not call the operation */
+    RP_REFUSED_413, /* the request passes a size limit */
+    RP_REFUSED_503, /* over capacity: connections, write queue, memory, draining */
+    RP_REFUSED__COUNT
+} rp_net_refusal;
+
 /* Counters shared by both faces, for /metrics and stats. */
 typedef struct rp_net_stats {
     atomic_uint_fast64_t conns_open;      /* gauge */
@@ -36,6 +46,8 @@ typedef struct rp_net_stats {
     atomic_uint_fast64_t conns_rejected;  /* counter: over max_connections */
     atomic_uint_fast64_t conns_timed_out; /* counter: idle/slow */
     atomic_uint_fast64_t bad_frames;      /* counter: protocol violations */
+    atomic_uint_fast64_t refused[RP_FACE__COUNT][RP_REFUSED__COUNT]; /* counter: requests refused
+                                                                        before their operation ran */
 } rp_net_stats;
 
 /* Call once per process before creating loops (enables libevent threading).

@@ -89,6 +89,7 @@ typedef struct rpc_call {
     bool reply;             /* false: a notification, nobody is told */
     bool done;              /* the reply is in frame (or oom) */
     bool oom;               /* the reply could not be encoded */
+    bool write;             /* a write: an inline 503 reply is a refusal (the queue) */
     char *frame;            /* the encoded response, malloc'd */
     size_t frame_len;
 } rpc_call;
@@ -388,6 +389,7 @@ static void conn_fail(rpc_conn *c, uint32_t msgid, rp_err rc, const char *why) {
     rp_rpc *r = c->rpc;
     char q[RPC_MSG_MAX + 8];
     rp_conn_count_bad_frame(r->stats);
+    rp_conn_count_refused(r->stats, RP_FACE_RPC, rc); /* 413, 503 (memory); 400 is not counted */
     rp_log(RP_LOG_INFO, "rpc_bad_frame", "conn=%" PRIu64 " peer=%s code=%s why=%s", c->id, c->peer,
            rp_err_code(rc), rp_log_quote(q, sizeof q, why));
     conn_reply_now(c, msgid, rc, why, NULL, 0);
@@ -429,6 +431,8 @@ static void rpc_on_reply(void *arg, rp_err rc, const char *msg, const char *resu
     if (rp_conn_call_inline(&k->cc)) { /* on the loop thread, inside rp_api_call */
         rp_rpc *r = c->rpc;
         rp_conn_call_end(&r->flight, &k->cc);
+        if (k->write && rc == RP_UNAVAILABLE) /* refused before the writer ran it */
+            rp_conn_count_refused(r->stats, RP_FACE_RPC, rc);
         c->refs--; /* the open reference remains: c is being processed */
         assert(c->refs > 0);
         if (!k->reply) {
@@ -554,6 +558,7 @@ static void conn_auth(rpc_conn *c, const rpc_req *q) {
     if (role == RP_ROLE_NONE) {
         rp_tokens_auth_role(tb, NULL, 0, &c->auth); /* back to unauthenticated */
         rp_log(RP_LOG_WARN, "auth_failed", "conn=%" PRIu64 " peer=%s", c->id, c->peer);
+        rp_conn_count_refused(r->stats, RP_FACE_RPC, RP_UNAUTHORIZED);
         conn_answer(c, q, RP_UNAUTHORIZED, "unknown token", NULL, 0);
         return;
     }
@@ -578,6 +583,7 @@ static void conn_call(rpc_conn *c, const rpc_req *q, const rp_api_op *op) {
     rp_role role = rp_tokens_recheck(rp_api_tokens(r->api), &c->auth); /* a reload may revoke */
     if (role == RP_ROLE_NONE) {
         if (op != r->op_ping) {
+            rp_conn_count_refused(r->stats, RP_FACE_RPC, RP_UNAUTHORIZED);
             conn_answer(c, q, RP_UNAUTHORIZED, "authenticate first: call auth with {token}", NULL, 0);
             return;
         }
@@ -585,11 +591,15 @@ static void conn_call(rpc_conn *c, const rpc_req *q, const rp_api_op *op) {
     }
     rpc_call *k = call_new(r, c);
     if (k == NULL) {
+        rp_conn_count_refused(r->stats, RP_FACE_RPC, RP_UNAVAILABLE);
         conn_answer(c, q, RP_UNAVAILABLE, "out of memory", NULL, 0);
         return;
     }
     k->msgid = q->msgid;
     k->reply = !q->notify;
+    k->write = op->write;
+    if (!rp_api_allowed(op, role)) /* rp_api_call answers it FORBIDDEN */
+        rp_conn_count_refused(r->stats, RP_FACE_RPC, RP_FORBIDDEN);
     if (k->reply) conn_enqueue(c, k);
     c->refs++;
     char reqid[48];
@@ -615,6 +625,7 @@ static void conn_request(rpc_conn *c, const msgpack_object *o) {
         return;
     }
     if (r->draining) {
+        rp_conn_count_refused(r->stats, RP_FACE_RPC, RP_UNAVAILABLE);
         conn_answer(c, &q, RP_UNAVAILABLE, "the server is shutting down; retry", NULL, 0);
         return;
     }
@@ -870,6 +881,7 @@ static void peer_name(const struct sockaddr_storage *ss, char *out, size_t n) {
 /* Over max_connections: tell the client in one frame, close. */
 static void rpc_reject(rp_rpc *r, int fd) {
     char msg[96];
+    rp_conn_count_refused(r->stats, RP_FACE_RPC, RP_UNAVAILABLE); /* its one frame answers 503 */
     snprintf(msg, sizeof msg, "too many connections (max_connections = %u)", r->cfg->max_connections);
     rpc_small h;
     if (reply_head(&h, 0, RP_UNAVAILABLE, msg) == 0 && h.n < sizeof h.b) {

@@ -362,6 +362,8 @@ rp_err rp_server_start(const rp_config *cfg, rp_api *api, rp_server **out, rp_er
     atomic_init(&s->stats.conns_rejected, 0);
     atomic_init(&s->stats.conns_timed_out, 0);
     atomic_init(&s->stats.bad_frames, 0);
+    for (int f = 0; f < RP_FACE__COUNT; f++)
+        for (int r = 0; r < RP_REFUSED__COUNT; r++) atomic_init(&s->stats.refused[f][r], 0);
     atomic_init(&s->group.conns, 0);
     atomic_init(&s->group.members, 0);
     rc = listen_on("listen", cfg->listen, &s->rpc_fd, &s->rpc_port, s->rpc_addr, sizeof s->rpc_addr, eb);

@@ -41,6 +41,11 @@
  * from any thread). A failed flush is retried flush_ms later; the header
  * gives no way to report it.
  *
+ * Timing: every top-level mdb_txn_commit (which fsyncs in sync durability)
+ * and every flush of async durability is timed on the monotonic clock into
+ * a fixed-bucket histogram of the statistics (rp_writer_hist), for
+ * /metrics; one extra lock of the stats mutex per commit and per flush.
+ *
  * Limits: rerunning one request per transaction after a nested failure gives up group
  * commit for that batch; fn and done must never wait for the writer (an
  * rp_writer_exec from the writer thread is refused with RP_INTERNAL).
@@ -87,6 +92,11 @@ typedef enum batch_result {
     BATCH_NEST   /* optimistic pass: a fn failed: nothing committed, rerun nested */
 } batch_result;
 
+const uint64_t rp_writer_bucket_ns[RP_WRITER_NBUCKETS] = {
+    100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000, 25000000, 50000000, 100000000,
+    250000000, 1000000000,
+};
+
 /* --- small helpers ------------------------------------------------------- */
 
 /* Now on the monotonic clock (never jumps with the wall clock). */
@@ -105,6 +115,22 @@ static struct timespec ts_add_ms(struct timespec ts, uint32_t ms) {
         ts.tv_nsec -= 1000000000L;
     }
     return ts;
+}
+
+/* Nanoseconds from a to now (monotonic). */
+static uint64_t ns_since(struct timespec a) {
+    struct timespec b = mono_now();
+    int64_t ns = (int64_t)(b.tv_sec - a.tv_sec) * 1000000000 + (b.tv_nsec - a.tv_nsec);
+    return ns > 0 ? (uint64_t)ns : 0;
+}
+
+/* Add one duration to h (w->mu held). */
+static void hist_add(rp_writer_hist *h, uint64_t ns) {
+    size_t b = 0;
+    while (b < RP_WRITER_NBUCKETS && ns > rp_writer_bucket_ns[b]) b++;
+    h->buckets[b]++;
+    h->count++;
+    h->sum_ns += ns;
 }
 
 /* True when a is at or after b. */
@@ -189,6 +215,29 @@ static int begin_top(rp_writer *w, MDB_txn **txn) {
     return rc;
 }
 
+/* mdb_txn_commit of a top-level transaction, timed into the commit
+ * histogram (whatever its outcome). Returns the LMDB code. */
+static int commit_top(rp_writer *w, MDB_txn *txn) {
+    struct timespec t0 = mono_now();
+    int rc = mdb_txn_commit(txn);
+    uint64_t ns = ns_since(t0);
+    pthread_mutex_lock(&w->mu);
+    hist_add(&w->stats.commit, ns);
+    pthread_mutex_unlock(&w->mu);
+    return rc;
+}
+
+/* mdb_env_sync(force) timed into the flush histogram. Called without w->mu. */
+static int flush_env(rp_writer *w) {
+    struct timespec t0 = mono_now();
+    int rc = mdb_env_sync(w->env, 1);
+    uint64_t ns = ns_since(t0);
+    pthread_mutex_lock(&w->mu);
+    hist_add(&w->stats.flush, ns);
+    pthread_mutex_unlock(&w->mu);
+    return rc;
+}
+
 /* --- running requests ---------------------------------------------------- */
 
 /* Try the whole batch in one transaction. nested: each request in a nested
@@ -240,7 +289,7 @@ static batch_result run_batch_once(rp_writer *w, rp_write_req *batch, bool neste
         mdb_txn_abort(txn);
         return BATCH_DONE;
     }
-    rc = mdb_txn_commit(txn);
+    rc = commit_top(w, txn);
     if (rc == MDB_MAP_FULL) return BATCH_FULL;
     if (rc != MDB_SUCCESS) {
         fail_all(batch, rc, "commit failed");
@@ -274,7 +323,7 @@ static void run_alone(rp_writer *w, rp_write_req *req, uint64_t *commits) {
                 return;
             }
         } else {
-            rc = mdb_txn_commit(txn);
+            rc = commit_top(w, txn);
             if (rc == MDB_SUCCESS) {
                 (*commits)++;
                 req_set(req, RP_OK);
@@ -364,7 +413,7 @@ static void *flusher_main(void *arg) {
         }
         w->dirty = false;
         pthread_mutex_unlock(&w->mu);
-        int rc = mdb_env_sync(w->env, 1);
+        int rc = flush_env(w);
         pthread_mutex_lock(&w->mu);
         if (rc != MDB_SUCCESS && !w->dirty) {
             w->dirty = true;
@@ -406,8 +455,10 @@ static void *writer_main(void *arg) {
         if (batch != NULL) process_batch(w, batch);
         if (last) break;
     }
-    /* Final flush; nobody is left to hear about a failure (stop returns void). */
-    (void)mdb_env_sync(w->env, 1);
+    /* Final flush; nobody is left to hear about a failure (stop returns void).
+     * Timed only in async durability, where flushes are what it measures. */
+    if (w->opts.async) (void)flush_env(w);
+    else (void)mdb_env_sync(w->env, 1);
     return NULL;
 }
 

@@ -58,6 +58,20 @@ typedef struct rp_writer_opts {
     pthread_rwlock_t *map_lock; /* readers hold it (read) during read txns */
 } rp_writer_opts;
 
+/* Upper bounds (nanoseconds, Prometheus `le`) of the duration histograms
+ * below: 100 us .. 1 s, for a commit that may include an fsync. */
+#define RP_WRITER_NBUCKETS 12
+extern const uint64_t rp_writer_bucket_ns[RP_WRITER_NBUCKETS];
+
+/* A fixed-bucket duration histogram: buckets[i] counts durations up to
+ * rp_writer_bucket_ns[i] (not cumulative), buckets[RP_WRITER_NBUCKETS]
+ * the rest (+Inf); count is their total, sum_ns the durations added. */
+typedef struct rp_writer_hist {
+    uint64_t buckets[RP_WRITER_NBUCKETS + 1];
+    uint64_t count;
+    uint64_t sum_ns;
+} rp_writer_hist;
+
 typedef struct rp_writer_stats {
     uint64_t commits;      /* transactions committed */
     uint64_t writes_ok;    /* requests acknowledged with RP_OK */
@@ -65,6 +79,8 @@ typedef struct rp_writer_stats {
     uint64_t map_grows;
     uint64_t queue_depth;  /* now */
     uint64_t map_size;     /* bytes, now */
+    rp_writer_hist commit; /* each top-level mdb_txn_commit (with its fsync in sync durability) */
+    rp_writer_hist flush;  /* each mdb_env_sync of async durability (the flusher's and the last) */
 } rp_writer_stats;
 
 typedef struct rp_writer rp_writer;

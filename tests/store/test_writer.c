@@ -300,6 +300,13 @@ static void test_exec_ok_and_error(void **state) {
     assert_int_equal(st.queue_depth, 0);
     assert_int_equal(st.map_size, MiB);
     assert_int_equal(st.map_grows, 0);
+    /* the one commit is timed; sync durability: no flush of its own */
+    assert_int_equal(st.commit.count, 1);
+    uint64_t in_buckets = 0;
+    for (size_t b = 0; b <= RP_WRITER_NBUCKETS; b++) in_buckets += st.commit.buckets[b];
+    assert_int_equal(in_buckets, 1);
+    assert_true(st.commit.sum_ns > 0);
+    assert_int_equal(st.flush.count, 0);
     rp_writer_stop(w);
     tenv_close(&t);
     tenv_remove(&t);
@@ -799,9 +806,14 @@ static void test_async_flush(void **state) {
             nanosleep(&ms, NULL);
         }
     }
+    struct timespec ms = {0, 30 * 1000000}; /* past flush_ms: the flusher ran */
+    nanosleep(&ms, NULL);
     rp_writer_stats st;
     rp_writer_get_stats(w, &st);
     assert_int_equal(st.writes_ok, 200);
+    assert_int_equal(st.commit.count, st.commits); /* every commit timed */
+    assert_true(st.flush.count >= 1);
+    assert_true(st.flush.count <= st.commits);
     rp_writer_stop(w);
     tenv_close(&t);
     tenv_open(&t, 4 * MiB, MDB_RDONLY);
