@@ -100,6 +100,7 @@ static void rewrite_page(http_conn *c, struct evbuffer *out) {
     if (sscanf(line, "HTTP/1.%d %3d %63[^\r\n]", &minor, &st, reason) < 2 || st < 100 || st > 599) return;
     char msg[RP_ERRMSG_MAX];
     rp_err rc = page_error(c->h, c, st, msg, sizeof msg);
+    if (st == 413) rp_conn_count_refused(c->h->stats, RP_FACE_HTTP, rc); /* refused before any operation */
     rp_buf body;
     rp_buf_init(&body, 0);
     if (!rp_http_error_json(rc, msg, &body)) {
