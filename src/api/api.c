@@ -468,32 +468,20 @@ rp_err rp_api_param_at(const rp_api_req *rq, const msgpack_object *params, int64
 
 /* --- metrics text ------------------------------------------------------------------ */
 
-/* Append printf-style text to sb (a line is cut at 511 bytes). */
-static void sb_printf(msgpack_sbuffer *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(msgpack_sbuffer *sb, const char *fmt, ...) {
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    if (n <= 0) return;
-    size_t len = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
-    msgpack_sbuffer_write(sb, line, len);
-}
 
 /* Request counters and latency histograms, one series per operation (and
  * per code for the counters, only codes seen so far). */
 static void api_metrics_requests(rp_api *api, msgpack_sbuffer *sb) {
-    sb_printf(sb, "# HELP rapport_requests_total Requests answered, by method and result code.\n"
+    rp_sbuf_printf(sb, "# HELP rapport_requests_total Requests answered, by method and result code.\n"
                   "# TYPE rapport_requests_total counter\n");
     for (int i = 0; i < OP__COUNT; i++)
         for (int c = 0; c < RP_ERR__COUNT; c++) {
             uint64_t v = atomic_load_explicit(&api->stats[i].codes[c], memory_order_relaxed);
             if (v || c == RP_OK)
-                sb_printf(sb, "rapport_requests_total{method=\"%s\",code=\"%s\"} %" PRIu64 "\n",
+                rp_sbuf_printf(sb, "rapport_requests_total{method=\"%s\",code=\"%s\"} %" PRIu64 "\n",
                           api_table[i].name, rp_err_code((rp_err)c), v);
         }
-    sb_printf(sb, "# HELP rapport_request_duration_seconds Time from request to reply "
+    rp_sbuf_printf(sb, "# HELP rapport_request_duration_seconds Time from request to reply "
                   "(writes include the commit).\n"
                   "# TYPE rapport_request_duration_seconds histogram\n");
     for (int i = 0; i < OP__COUNT; i++) {
@@ -502,16 +490,16 @@ static void api_metrics_requests(rp_api *api, msgpack_sbuffer *sb) {
         for (size_t b = 0; b <= API_NBUCKETS; b++) {
             cum += atomic_load_explicit(&st->buckets[b], memory_order_relaxed);
             if (b < API_NBUCKETS)
-                sb_printf(sb, "rapport_request_duration_seconds_bucket{method=\"%s\",le=\"%g\"} %"
+                rp_sbuf_printf(sb, "rapport_request_duration_seconds_bucket{method=\"%s\",le=\"%g\"} %"
                           PRIu64 "\n", api_table[i].name, (double)api_bucket_ns[b] / 1e9, cum);
             else
-                sb_printf(sb, "rapport_request_duration_seconds_bucket{method=\"%s\",le=\"+Inf\"} %"
+                rp_sbuf_printf(sb, "rapport_request_duration_seconds_bucket{method=\"%s\",le=\"+Inf\"} %"
                           PRIu64 "\n", api_table[i].name, cum);
         }
         double sum = (double)atomic_load_explicit(&st->sum_ns, memory_order_relaxed) / 1e9;
-        sb_printf(sb, "rapport_request_duration_seconds_sum{method=\"%s\"} %.9f\n",
+        rp_sbuf_printf(sb, "rapport_request_duration_seconds_sum{method=\"%s\"} %.9f\n",
                   api_table[i].name, sum);
-        sb_printf(sb, "rapport_request_duration_seconds_count{method=\"%s\"} %" PRIu64 "\n",
+        rp_sbuf_printf(sb, "rapport_request_duration_seconds_count{method=\"%s\"} %" PRIu64 "\n",
                   api_table[i].name, cum);
     }
 }
@@ -519,21 +507,21 @@ static void api_metrics_requests(rp_api *api, msgpack_sbuffer *sb) {
 /* One metric with its HELP and TYPE lines. */
 static void api_gauge(msgpack_sbuffer *sb, const char *name, const char *type, const char *help,
                       uint64_t v) {
-    sb_printf(sb, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", name, help, name, type, name, v);
+    rp_sbuf_printf(sb, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", name, help, name, type, name, v);
 }
 
 /* A writer duration histogram (store stats) as a Prometheus histogram. */
 static void api_writer_hist(msgpack_sbuffer *sb, const char *name, const char *help,
                             const rp_writer_hist *h) {
-    sb_printf(sb, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    rp_sbuf_printf(sb, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
     uint64_t cum = 0;
     for (size_t b = 0; b < RP_WRITER_NBUCKETS; b++) {
         cum += h->buckets[b];
-        sb_printf(sb, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name,
+        rp_sbuf_printf(sb, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name,
                   (double)rp_writer_bucket_ns[b] / 1e9, cum);
     }
-    sb_printf(sb, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, h->count);
-    sb_printf(sb, "%s_sum %.9f\n%s_count %" PRIu64 "\n", name, (double)h->sum_ns / 1e9, name,
+    rp_sbuf_printf(sb, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, h->count);
+    rp_sbuf_printf(sb, "%s_sum %.9f\n%s_count %" PRIu64 "\n", name, (double)h->sum_ns / 1e9, name,
               h->count);
 }
 
@@ -542,7 +530,7 @@ void rp_api_metrics(rp_api *api, msgpack_sbuffer *sb) {
     rp_store_stats st;
     rp_errbuf eb = {0};
     if (rp_store_stats_get(api->store, &st, &eb) != RP_OK) {
-        sb_printf(sb, "# store statistics unavailable: %s\n", rp_errbuf_msg(&eb));
+        rp_sbuf_printf(sb, "# store statistics unavailable: %s\n", rp_errbuf_msg(&eb));
         return;
     }
     api_gauge(sb, "rapport_customers", "gauge", "Customers stored.", st.customers);

@@ -954,6 +954,16 @@ void rp_mp_pack_str(msgpack_packer *pk, rp_str s) {
 
 void rp_mp_pack_cstr(msgpack_packer *pk, const char *s) { rp_mp_pack_str(pk, rp_str_c(s)); }
 
+void rp_sbuf_printf(msgpack_sbuffer *sb, const char *fmt, ...) {
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (n <= 0) return;
+    msgpack_sbuffer_write(sb, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+}
+
 static void kv_str(msgpack_packer *pk, const char *k, rp_str v) {
     rp_mp_pack_cstr(pk, k);
     rp_mp_pack_str(pk, v);

@@ -122,4 +122,8 @@ const char *rp_mp_type_name(const msgpack_object *o);
 void rp_mp_pack_str(msgpack_packer *pk, rp_str s);
 void rp_mp_pack_cstr(msgpack_packer *pk, const char *s);
 
+/* Append printf-style text to sb (a text buffer here, e.g. the Prometheus
+ * text of /metrics); one call's output is cut at 511 bytes. */
+void rp_sbuf_printf(msgpack_sbuffer *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 #endif

@@ -9,6 +9,7 @@
  * scrape reads them afresh (a few small /proc reads).
  */
 #include "net/metrics.h"
+#include "model/codec.h"
 
 #include <dirent.h>
 #include <inttypes.h>
@@ -28,27 +29,16 @@ void rp_metrics_set_build(const char *version, const char *commit) {
     atomic_store(&metrics_commit, commit);
 }
 
-/* Append printf-style text to sb (cut at 511 bytes). */
-static void mprintf(msgpack_sbuffer *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void mprintf(msgpack_sbuffer *sb, const char *fmt, ...) {
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    if (n <= 0) return;
-    msgpack_sbuffer_write(sb, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
-}
 
 /* One unlabelled metric with its HELP and TYPE lines. */
 static void metric_u64(msgpack_sbuffer *sb, const char *name, const char *type, const char *help,
                        uint64_t v) {
-    mprintf(sb, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", name, help, name, type, name, v);
+    rp_sbuf_printf(sb, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", name, help, name, type, name, v);
 }
 
 static void metric_f64(msgpack_sbuffer *sb, const char *name, const char *type, const char *help,
                        double v) {
-    mprintf(sb, "# HELP %s %s\n# TYPE %s %s\n%s %.3f\n", name, help, name, type, name, v);
+    rp_sbuf_printf(sb, "# HELP %s %s\n# TYPE %s %s\n%s %.3f\n", name, help, name, type, name, v);
 }
 
 /* A label value safe to print between quotes: at most n - 1 bytes of v
@@ -134,15 +124,15 @@ static void metrics_process(msgpack_sbuffer *sb) {
                        "Start time of the process since unix epoch in seconds.",
                        (double)bt + (double)ps.starttime / (double)tck);
         else
-            mprintf(sb, "# process_start_time_seconds unavailable: no btime in /proc/stat\n");
+            rp_sbuf_printf(sb, "# process_start_time_seconds unavailable: no btime in /proc/stat\n");
     } else {
-        mprintf(sb, "# process cpu and memory unavailable: cannot read /proc/self/stat\n");
+        rp_sbuf_printf(sb, "# process cpu and memory unavailable: cannot read /proc/self/stat\n");
     }
     long fds = open_fds();
     if (fds >= 0)
         metric_u64(sb, "process_open_fds", "gauge", "Number of open file descriptors.", (uint64_t)fds);
     else
-        mprintf(sb, "# process_open_fds unavailable: cannot list /proc/self/fd\n");
+        rp_sbuf_printf(sb, "# process_open_fds unavailable: cannot list /proc/self/fd\n");
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
         metric_u64(sb, "process_max_fds", "gauge", "Maximum number of open file descriptors.",
@@ -166,11 +156,11 @@ void rp_metrics_net(const rp_net_stats *st, msgpack_sbuffer *sb) {
     static const char *const codes[RP_REFUSED__COUNT] = {
         [RP_REFUSED_401] = "401", [RP_REFUSED_403] = "403", [RP_REFUSED_413] = "413",
         [RP_REFUSED_503] = "503"};
-    mprintf(sb, "# HELP rapport_requests_refused_total Requests refused before their operation ran, "
+    rp_sbuf_printf(sb, "# HELP rapport_requests_refused_total Requests refused before their operation ran, "
                 "by face and HTTP status.\n# TYPE rapport_requests_refused_total counter\n");
     for (int f = 0; f < RP_FACE__COUNT; f++)
         for (int r = 0; r < RP_REFUSED__COUNT; r++)
-            mprintf(sb, "rapport_requests_refused_total{face=\"%s\",code=\"%s\"} %" PRIuFAST64 "\n",
+            rp_sbuf_printf(sb, "rapport_requests_refused_total{face=\"%s\",code=\"%s\"} %" PRIuFAST64 "\n",
                     faces[f], codes[r], atomic_load_explicit(&s->refused[f][r], memory_order_relaxed));
 
     char version[64], commit[64];
@@ -178,7 +168,7 @@ void rp_metrics_net(const rp_net_stats *st, msgpack_sbuffer *sb) {
     label_value(version, sizeof version, v ? v : "unknown");
     const char *k = atomic_load(&metrics_commit);
     label_value(commit, sizeof commit, k ? k : "unknown");
-    mprintf(sb, "# HELP rapport_build_info The running build: its version and git commit (always 1).\n"
+    rp_sbuf_printf(sb, "# HELP rapport_build_info The running build: its version and git commit (always 1).\n"
                 "# TYPE rapport_build_info gauge\nrapport_build_info{version=\"%s\",commit=\"%s\"} 1\n",
             version, commit);
 
