@@ -453,14 +453,7 @@ static void serve(rp_http *h, const http_in *in, http_conn *conn, rp_role role, 
     case HTTP_SERVE_METRICS: rp_http_serve_metrics(h, in->req, in->reqid); return;
     case HTTP_SERVE_OPENAPI: rp_http_serve_openapi(in->req, in->reqid); return;
     case HTTP_SERVE_EXPORT:
-        if (in->method == HTTP_M_HEAD) { /* the stream's headers; nothing is exported */
-            if (!rp_api_allowed(m->op, role))
-                rp_http_send_error(in->req, in->reqid, RP_FORBIDDEN, NULL);
-            else
-                rp_http_send_body(in->req, in->reqid, 200, "application/x-ndjson", NULL, 0);
-            return;
-        }
-        rp_http_export_start(h, in, conn, role);
+        rp_http_export_start(h, in, conn, role); /* HEAD: its checks, no export */
         return;
     case HTTP_SERVE_API: run_api(h, in, conn, role, m); return;
     }

@@ -155,7 +155,8 @@ static void export_next(http_call *c) {
     msgpack_sbuffer_destroy(&sb);
 }
 
-/* GET /v1/export: check the query, then stream page after page. */
+/* GET /v1/export: check the query, then stream page after page (HEAD: the
+ * same checks, then the stream's headers without exporting). */
 void rp_http_export_start(rp_http *h, const http_in *in, http_conn *conn, rp_role role) {
     rp_errbuf eb = {0};
     rp_err rc = RP_OK;
@@ -177,6 +178,14 @@ void rp_http_export_start(rp_http *h, const http_in *in, http_conn *conn, rp_rol
     }
     if (rc != RP_OK) {
         rp_http_send_error(in->req, in->reqid, rc, eb.msg);
+        return;
+    }
+    if (in->method == HTTP_M_HEAD) { /* as GET (same checks, same order): the stream's headers, no export */
+        if (!rp_api_allowed(h->op_export, role)) { /* the api's refusal, word for word */
+            rp_errf(&eb, RP_FORBIDDEN, "role '%s' may not call %s", rp_role_name(role), h->op_export->name);
+            rp_http_send_error(in->req, in->reqid, RP_FORBIDDEN, eb.msg);
+        } else
+            rp_http_send_body(in->req, in->reqid, 200, "application/x-ndjson", NULL, 0);
         return;
     }
     http_call *c = rp_http_call_new(h, in, conn, role, KIND_EXPORT, true, NULL);

@@ -33,7 +33,6 @@ export async function loadDoc(file) {
 export function newAjv() {
   const ajv = new Ajv2020({ allErrors: true, strict: true, strictRequired: false, strictTypes: false });
   ajv.addKeyword("example");
-  ajv.addKeyword("x-rapport-planned");
   return ajv;
 }
 
