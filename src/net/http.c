@@ -489,8 +489,7 @@ static void serve_options(rp_http *h, http_in *in, const char *origin) {
         rp_http_send_error(in->req, in->reqid, RP_NOT_FOUND, eb.msg);
         return;
     }
-    char allow[HTTP_ALLOW_MAX + 32];
-    snprintf(allow, sizeof allow, "%s%s, OPTIONS", m.allow, strstr(m.allow, "GET") ? ", HEAD" : "");
+    const char *allow = m.allow; /* the rows' methods, HEAD and OPTIONS */
     struct evkeyvalq *out = evhttp_request_get_output_headers(in->req);
     evhttp_add_header(out, "Allow", allow);
     evhttp_add_header(out, "X-Request-Id", in->reqid);

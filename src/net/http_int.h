@@ -35,7 +35,7 @@
 #define HTTP_REQID_MAX 64
 #define HTTP_MAX_QUERY 16   /* query parameters per request */
 #define HTTP_MAX_SEGMENTS 8 /* path segments per request */
-#define HTTP_ALLOW_MAX 64   /* "GET, PUT, PATCH, DELETE" */
+#define HTTP_ALLOW_MAX 64   /* "GET, PUT, PATCH, DELETE, HEAD, OPTIONS": 39 */
 
 typedef struct http_conn http_conn;
 typedef struct http_call http_call;
@@ -160,7 +160,7 @@ typedef struct http_match {
     http_serve serve;
     reply_kind kind;
     const rp_api_op *op;
-    char allow[HTTP_ALLOW_MAX]; /* methods of the path, for a 405's Allow header */
+    char allow[HTTP_ALLOW_MAX]; /* methods of the path (with HEAD, OPTIONS): Allow of a 405 and of OPTIONS */
     bool precondition;          /* the row reads If-Match / If-None-Match */
     bool etag;                  /* the reply carries the record's version as ETag */
 } http_match;

@@ -571,6 +571,9 @@ rp_err rp_http_route_find(const rp_http *h, const http_in *in, http_match *m, rp
         if (w > 0 && (size_t)w < sizeof m->allow - alen) alen += (size_t)w;
     }
     if (alen == 0) return rp_errf(eb, RP_NOT_FOUND, "no such route");
+    /* Allow names every method the path supports (RFC 9110 15.5.6): the
+     * rows', HEAD wherever GET is, and OPTIONS everywhere. */
+    snprintf(m->allow + alen, sizeof m->allow - alen, "%s, OPTIONS", strstr(m->allow, "GET") ? ", HEAD" : "");
     return rp_errf(eb, RP_BAD_REQUEST, "method not allowed on this route");
 }
 

@@ -331,11 +331,11 @@ static void test_customer_routes(void **state) {
     expect(&h, "GET", "/v1/customers", NULL, NULL, 404, NULL);
     r = req(&h, "DELETE", "/v1/context?id=x", NULL);
     assert_int_equal(r.status, 405);
-    assert_string_equal(find_header(&r, "Allow"), "GET");
+    assert_string_equal(find_header(&r, "Allow"), "GET, HEAD, OPTIONS"); /* RFC 9110: every method the path supports */
     resp_free(&r);
     r = req(&h, "POST", "/v1/customers/c1", "{}");
     assert_int_equal(r.status, 405);
-    assert_string_equal(find_header(&r, "Allow"), "GET, PUT, PATCH, DELETE");
+    assert_string_equal(find_header(&r, "Allow"), "GET, PUT, PATCH, DELETE, HEAD, OPTIONS");
     resp_free(&r);
     expect(&h, "POST", "/healthz", NULL, NULL, 405, NULL);
     stop(&h);

@@ -236,9 +236,9 @@ function conform(method, rawPath, res, reqHeaders = {}) {
   const item = doc.paths[tpl];
   const op = item[m];
   if (!op) {
-    const allow = ["get", "put", "patch", "post", "delete"].filter((x) => item[x]);
     if (res.status !== 405) return `${where}: ${method} is not documented on ${tpl}: expected 405`;
-    const want = allow.map((x) => x.toUpperCase()).sort().join(", ");
+    // RFC 9110: a 405's Allow lists every method the path supports (HEAD and OPTIONS too)
+    const want = Object.keys(item).filter((x) => METHOD_SET.has(x)).map((x) => x.toUpperCase()).sort().join(", ");
     if (sortedList(res.headers.allow) !== want) return `${where}: Allow '${res.headers.allow}', the document has ${want}`;
     const r = doc.components.responses.MethodNotAllowed;
     return body(r) || validateHeaders(where, r, res);
