@@ -47,7 +47,7 @@
 enum {
     OP_PING, OP_CONTEXT_GET, OP_ROUTE_GET, OP_CUSTOMER_GET, OP_CUSTOMER_PUT, OP_CUSTOMER_PATCH,
     OP_CUSTOMER_FORGET, OP_CUSTOMER_MERGE, OP_EVENT_APPEND, OP_ISSUE_PUT, OP_ISSUE_LIST,
-    OP_HISTORY_LIST, OP_LOOKUP, OP_IMPORT, OP_EXPORT, OP_STATS, OP_BACKUP, OP__COUNT
+    OP_HISTORY_LIST, OP_LOOKUP, OP_IMPORT, OP_EXPORT, OP_STATS, OP_BACKUP, OP_CARD_LINK, OP__COUNT
 };
 
 /* audit: the reply shows personal data (or confirms its erasure), so it
@@ -72,6 +72,7 @@ static const rp_api_op api_table[OP__COUNT] = {
     [OP_EXPORT] = {"export", RP_ROLES_ADMIN, false, OP_EXPORT, .audit = true},
     [OP_STATS] = {"stats", RP_ROLES_READ, false, OP_STATS, .audit = false},
     [OP_BACKUP] = {"backup", RP_ROLES_ADMIN, true, OP_BACKUP, .audit = false}, /* write: replies from its own thread (ops_admin.c) */
+    [OP_CARD_LINK] = {"card.link", RP_ROLES_WRITE, false, OP_CARD_LINK, .audit = false}, /* mints a page link: shows no data */
 };
 
 static const rp_api_handler api_handlers[OP__COUNT] = {
@@ -92,6 +93,7 @@ static const rp_api_handler api_handlers[OP__COUNT] = {
     [OP_EXPORT] = rp_op_export,
     [OP_STATS] = rp_op_stats,
     [OP_BACKUP] = rp_op_backup,
+    [OP_CARD_LINK] = rp_op_card_link,
 };
 
 /* --- metrics ------------------------------------------------------------------ */

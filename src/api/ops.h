@@ -155,6 +155,7 @@ void rp_op_issue_list(rp_api_req *rq, const msgpack_object *params);
 void rp_op_history_list(rp_api_req *rq, const msgpack_object *params);
 void rp_op_lookup(rp_api_req *rq, const msgpack_object *params);
 void rp_op_stats(rp_api_req *rq, const msgpack_object *params);
+void rp_op_card_link(rp_api_req *rq, const msgpack_object *params); /* ops_card.c */
 void rp_op_context_get(rp_api_req *rq, const msgpack_object *params);
 void rp_op_route_get(rp_api_req *rq, const msgpack_object *params);
 

@@ -105,6 +105,14 @@ static const cfg_row cfg_table[] = {
     {"cors_origins", T_STR, S(cors_origins), "", 0, 0,
      "Empty: no browser page may call the HTTP face from another origin (no "
      "CORS headers); \"*\" or \"https://crm.example.com,https://...\" opts in."},
+    {"frame_ancestors", T_STR, S(frame_ancestors), "'self'", 0, 0,
+     "Who may embed the agent's page GET /card in a frame: its CSP "
+     "frame-ancestors sources, space-separated (\"'self' https://crm.example.com\"). "
+     "'self' alone, the default, also sends X-Frame-Options: SAMEORIGIN."},
+    {"card_link_secret", T_STR, S(card_link_secret), "", 0, 0,
+     "Key of card.link's signed page links (any text, hashed). Empty: a random "
+     "key per process, so links die on restart and each server of a pool "
+     "honours only its own; set the same secret on every server to share them."},
     {"audit_log", T_STR, S(audit_log), "", 0, 0,
      "A file for audit lines. Empty: audit lines go to stderr with the other "
      "logs."},

@@ -77,6 +77,8 @@ typedef struct rp_config {
     uint32_t max_string;
     char audit_log[RP_PATH_MAX]; /* "" = stderr off */
     char cors_origins[512];      /* HTTP CORS: "" none, "*" any, or a comma-separated list */
+    char frame_ancestors[512];   /* GET /card: CSP frame-ancestors sources */
+    char card_link_secret[256];  /* card.link signing key ("" = random per process) */
     rp_token tokens[RP_MAX_TOKENS];
     uint32_t ntokens;
 

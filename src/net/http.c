@@ -452,6 +452,8 @@ static void serve(rp_http *h, const http_in *in, http_conn *conn, rp_role role, 
         return;
     case HTTP_SERVE_METRICS: rp_http_serve_metrics(h, in->req, in->reqid); return;
     case HTTP_SERVE_OPENAPI: rp_http_serve_openapi(in->req, in->reqid); return;
+    case HTTP_SERVE_CARD: rp_http_serve_card(h, in, role); return;
+    case HTTP_SERVE_CARD_CSS: rp_http_serve_card_css(h, in->req, in->reqid); return;
     case HTTP_SERVE_EXPORT:
         rp_http_export_start(h, in, conn, role); /* HEAD: its checks, no export */
         return;
@@ -530,7 +532,9 @@ static void on_request(struct evhttp_request *req, void *arg) {
         else rp_http_send_error(req, in.reqid, rc, eb.msg);
         goto done;
     }
-    bool tokenless = m.serve == HTTP_SERVE_HEALTH || m.serve == HTTP_SERVE_OPENAPI;
+    bool tokenless = m.serve == HTTP_SERVE_HEALTH || m.serve == HTTP_SERVE_OPENAPI ||
+                     m.serve == HTTP_SERVE_CARD_CSS ||
+                     (m.serve == HTTP_SERVE_CARD && rp_http_card_signed(&in)); /* checked there */
     rp_role role = tokenless ? RP_ROLE_ROUTE : request_role(h, req);
     if (role == RP_ROLE_NONE) {
         rp_conn_count_refused(h->stats, RP_FACE_HTTP, RP_UNAUTHORIZED);

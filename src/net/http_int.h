@@ -135,6 +135,8 @@ typedef enum http_serve {
     HTTP_SERVE_HEALTH,  /* GET /healthz: no token needed */
     HTTP_SERVE_METRICS, /* GET /metrics */
     HTTP_SERVE_OPENAPI, /* GET /openapi.yaml: no token needed */
+    HTTP_SERVE_CARD,    /* GET /card: the agent's page (http_card.c) */
+    HTTP_SERVE_CARD_CSS, /* GET /card/card.css: its stylesheet, no token needed */
 } http_serve;
 
 typedef struct qparam {
@@ -243,6 +245,18 @@ void rp_http_serve_metrics(rp_http *h, struct evhttp_request *req, const char *r
 
 /* GET /openapi.yaml: the embedded proto/openapi.yaml (net/openapi.h). */
 void rp_http_serve_openapi(struct evhttp_request *req, const char *reqid);
+
+/* --- http_card.c: the agent's page --------------------------------------------- */
+
+/* GET /card: the context card as HTML (role: the token's; a signed link
+ * is checked here and serves as an agent). Replies in every case. */
+void rp_http_serve_card(rp_http *h, const http_in *in, rp_role role);
+
+/* Does the request carry a signed link (?sig=)? Then no token is needed. */
+bool rp_http_card_signed(const http_in *in);
+
+/* GET /card/card.css: the page's embedded stylesheet. */
+void rp_http_serve_card_css(rp_http *h, struct evhttp_request *req, const char *reqid);
 
 /* --- http_export.c -------------------------------------------------------------- */
 

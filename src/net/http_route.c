@@ -451,6 +451,8 @@ static const http_route http_routes[] = {
     {HTTP_M_GET, "/healthz", NULL, HTTP_SERVE_HEALTH, KIND_PLAIN, HTTP_Q_OWN, {NULL}, HTTP_B_NONE, NULL, false},
     {HTTP_M_GET, "/metrics", NULL, HTTP_SERVE_METRICS, KIND_PLAIN, HTTP_Q_OWN, {NULL}, HTTP_B_NONE, NULL, false},
     {HTTP_M_GET, "/openapi.yaml", NULL, HTTP_SERVE_OPENAPI, KIND_PLAIN, HTTP_Q_OWN, {NULL}, HTTP_B_NONE, NULL, false},
+    {HTTP_M_GET, "/card", NULL, HTTP_SERVE_CARD, KIND_PLAIN, HTTP_Q_OWN, {NULL}, HTTP_B_NONE, NULL, false},
+    {HTTP_M_GET, "/card/card.css", NULL, HTTP_SERVE_CARD_CSS, KIND_PLAIN, HTTP_Q_OWN, {NULL}, HTTP_B_NONE, NULL, false},
     {HTTP_M_GET, "/v1/context", "context.get", API, HTTP_Q_ANY, {"at"}, HTTP_B_NONE, NULL, false},
     {HTTP_M_GET, "/v1/route", "route.get", API, HTTP_Q_ANY, {"at"}, HTTP_B_NONE, NULL, false},
     {HTTP_M_GET, "/v1/lookup", "lookup", API, HTTP_Q_ANY, {"at"}, HTTP_B_NONE, NULL, false},
@@ -466,6 +468,7 @@ static const http_route http_routes[] = {
     {HTTP_M_GET, "/v1/customers/{id}/issues", "issue.list", API, HTTP_Q_ANY, {NULL}, HTTP_B_NONE, NULL, false},
     {HTTP_M_PUT, "/v1/customers/{customer_id}/issues/{issue_id}", "issue.put", API, HTTP_Q_NONE, {NULL}, HTTP_B_RECORD, "issue", false},
     {HTTP_M_POST, "/v1/admin/backup", "backup", API, HTTP_Q_ANY, {NULL}, HTTP_B_NONE, NULL, false},
+    {HTTP_M_POST, "/v1/card-links", "card.link", API, HTTP_Q_ANY, {"ttl"}, HTTP_B_NONE, NULL, false},
 };
 #undef API
 #define HTTP_NROUTES (sizeof http_routes / sizeof http_routes[0])

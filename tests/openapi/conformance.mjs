@@ -173,7 +173,7 @@ function validateBody(where, resp, res) {
     if (!res.body.equals(docBytes)) return `${where}: the served document differs from ${docFile}`;
     return v(text) ? null : `${where}: ${ajvErrors(v)}`;
   }
-  if (ct.startsWith("text/plain")) return v(text) ? null : `${where}: ${ajvErrors(v)}`;
+  if (ct.startsWith("text/")) return v(text) ? null : `${where}: ${ajvErrors(v)}`;
   if (ct === "application/x-ndjson") {
     const lines = text.split("\n");
     if (lines.pop() !== "") return `${where}: NDJSON does not end in a newline`;
@@ -396,6 +396,23 @@ try {
   await check(400, "GET", "/v1/context", { role: "agent" });
   await check(400, "GET", "/v1/context?phone=1&email=a%40b.c", { role: "agent" });
   await check(400, "GET", `/v1/context?id=${c1}&at=soon`, { role: "agent" });
+
+  // the agent's page, its stylesheet and its signed links
+  await check(200, "GET", `/card?id=${c1}`, { role: "agent" });
+  await check(200, "GET", "/card?phone=%2B1%20415%20555%201212", { role: "admin" });
+  await check(200, "GET", "/card?phone=%2B1%20212%20555%200000", { role: "agent" });
+  await check(400, "GET", "/card", { role: "agent" });
+  await check(400, "GET", `/card?id=${c1}&x=1`, { role: "agent" });
+  await check(401, "GET", `/card?id=${c1}`);
+  await check(403, "GET", `/card?id=${c1}`, { role: "ingest" });
+  await check(404, "GET", "/card?id=nobody-here", { role: "agent" });
+  await check(200, "GET", "/card/card.css");
+  const link = await check(200, "POST", `/v1/card-links?id=${c1}&ttl=60`, { role: "ingest" });
+  if (link) await check(200, "GET", json(link).url);
+  await check(403, "GET", `/card?id=${c1}&exp=${now + 60}&sig=00112233445566778899aabbccddeeff`);
+  await check(400, "POST", "/v1/card-links?ttl=60", { role: "admin" });
+  await check(401, "POST", `/v1/card-links?id=${c1}`);
+  await check(403, "POST", `/v1/card-links?id=${c1}`, { role: "agent" });
   await check(400, "GET", "/v1/context?phone=anonymous", { role: "agent" });
   await check(404, "GET", "/v1/context?id=nobody", { role: "agent" });
   await check(403, "GET", `/v1/context?id=${c1}`, { role: "route" });
