@@ -31,3 +31,16 @@ add_custom_command(OUTPUT ${_rp_card_css_c}
   COMMENT "Embedding src/net/card_assets/card.css"
   VERBATIM)
 target_sources(rp_net PRIVATE ${_rp_card_css_c})
+
+# The browser test: node, Debian's chromium and tests/browser's packages
+# (npm ci by tools/setup). Screenshots go to build/screenshots/.
+find_program(RP_NODE NAMES node nodejs)
+find_program(RP_CHROMIUM NAMES chromium)
+if(RP_NODE AND RP_CHROMIUM AND EXISTS ${CMAKE_SOURCE_DIR}/tests/browser/node_modules/playwright-core)
+  add_test(NAME card_browser
+    COMMAND ${RP_NODE} ${CMAKE_SOURCE_DIR}/tests/browser/card.mjs $<TARGET_FILE:rapportd>
+            ${CMAKE_BINARY_DIR}/screenshots)
+  set_tests_properties(card_browser PROPERTIES TIMEOUT 180 ENVIRONMENT "RAPPORT_CHROMIUM=${RP_CHROMIUM}")
+else()
+  message(STATUS "card_browser test: not registered (needs node, chromium and tools/setup's npm ci)")
+endif()
