@@ -58,14 +58,15 @@ await req("PUT", "/v1/customers/C-2002/issues/I-555", { topic: "delivery", summa
   opened_at: now - 4 * 86400, updated_at: now - 86400, follow_up_due: now - 7200 });
 await req("PUT", "/v1/customers/C-201", { name: "Maria Lopez", phones: ["+14155550100"] });
 await req("PUT", "/v1/customers/C-202", { name: "Jose Lopez", phones: ["+14155550100"] });
-const card = await (await req("GET", "/v1/context?id=C-2002")).json();
+const at = now + 60; // one moment for the API and the page
+const card = await (await req("GET", `/v1/context?id=C-2002&at=${at}`)).json();
 
 fs.mkdirSync(shots, { recursive: true });
 const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
 try {
   for (const width of [400, 1280]) {
     const page = await browser.newPage({ viewport: { width, height: 900 } });
-    const resp = await page.goto(`${base}/card?id=C-2002`);
+    const resp = await page.goto(`${base}/card?id=C-2002&at=${at}`);
     ok(resp.status() === 200, `${width}: status ${resp.status()}`);
     ok((await page.textContent("h1")).trim() === "Priya", `${width}: the name`);
     const top = (await page.textContent(".top-reason .evidence")).trim();
