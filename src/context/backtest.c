@@ -407,7 +407,7 @@ static void *work(void *arg) {
             break;
         }
         uint64_t d = atomic_fetch_add(w->done, 1) + 1;
-        if (w->t == 0 && w->o->progress && (d % 512 == 0)) w->o->progress(w->o->progress_arg, d, total);
+        if (w->t == 0 && w->o->progress && (i / w->nt) % 256 == 255) w->o->progress(w->o->progress_arg, d, total);
     }
     if (w->rc == RP_OK && w->j->a.oom) w->rc = rp_errf(&w->eb, RP_UNAVAILABLE, "out of memory");
     free(r->ev);
