@@ -101,6 +101,27 @@ const rp_cli_cmd rp_cli_commands[] = {
      "i % 8 == 0 has a delayed delivery, repeated contacts and a missed callback.\n"
      "Needs no server. Example: rapport demo --customers 1000 | rapport import -",
      rp_cli_cmd_demo},
+    {"backtest", "[--since TIME] [--until TIME] [--sample N] [--seed S] [--threads N]",
+     "measure the card's guess on the store's own past contacts (needs --data)",
+     "For each contact (kind contact) in the window, or a seeded sample of them, the card\n"
+     "is built as of 1 s before it and its likely reasons are compared with the contact's\n"
+     "topic: top-1 and top-3 accuracy and coverage, overall, by topic and by the signal\n"
+     "that ranked first, the most frequent confusions, and beside them a baseline that\n"
+     "guesses the customer's most frequent past topic. Contacts without a topic are\n"
+     "skipped and counted; first contacts (no earlier event) are reported apart. Issues\n"
+     "are read as stored now (there is no issue history). Opens --data DIR read-only\n"
+     "(safe beside rapportd); --server is refused. Uses 2 threads by default; the result\n"
+     "does not depend on the thread count.",
+     rp_cli_cmd_backtest},
+    {"tune", "[--seed S] [--trials N] [--customers N] [--threads N]",
+     "search the card's weights and half-lives on past contacts (needs --data)",
+     "Random search then coordinate refinement over the six weight_* (0..2) and six\n"
+     "halflife_*_h (1..4000 hours) settings, maximizing top-1 (ties: top-3) on a training\n"
+     "split of customers (7 in 10, by a hash of the id); reports the held-out split for\n"
+     "the current settings, the best found and the baseline, and prints the config lines\n"
+     "to use. Deterministic for a seed. Never changes the config; when the best found is\n"
+     "not better on the held-out split it says the current settings stay.",
+     rp_cli_cmd_tune},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

@@ -22,5 +22,7 @@ int rp_cli_cmd_import(rp_cli *cli, const rp_cli_cmd *cmd, int argc, char **argv)
 int rp_cli_cmd_export(rp_cli *cli, const rp_cli_cmd *cmd, int argc, char **argv);
 int rp_cli_cmd_demo(rp_cli *cli, const rp_cli_cmd *cmd, int argc, char **argv);
 int rp_cli_cmd_backup(rp_cli *cli, const rp_cli_cmd *cmd, int argc, char **argv);
+int rp_cli_cmd_backtest(rp_cli *cli, const rp_cli_cmd *cmd, int argc, char **argv);
+int rp_cli_cmd_tune(rp_cli *cli, const rp_cli_cmd *cmd, int argc, char **argv);
 
 #endif

@@ -613,6 +613,24 @@ static void render_evidence(const topic_acc *a, const rp_event *ev, uint32_t n, 
     if (a->nsig > 1) sb_printf(&b, " (+%u more signal%s)", a->nsig - 1, a->nsig == 2 ? "" : "s");
 }
 
+static rp_signal sig_public(sig_kind k) {
+    switch (k) {
+    case SIG_BROKEN: return RP_SIG_BROKEN_PROMISE;
+    case SIG_CHANGED: return RP_SIG_ISSUE_CHANGED;
+    case SIG_OPEN: return RP_SIG_OPEN_ISSUE;
+    case SIG_UNRESOLVED: return RP_SIG_UNRESOLVED_CONTACT;
+    case SIG_DRIVER: return RP_SIG_CALL_DRIVER;
+    case SIG_HABIT: return RP_SIG_HABIT;
+    }
+    return RP_SIG_HABIT;
+}
+
+const char *rp_card_signal_name(rp_signal s) {
+    static const char *const names[RP_SIG__COUNT] = {"broken_promise", "issue_changed", "open_issue",
+                                                     "unresolved_contact", "call_driver", "habit"};
+    return (unsigned)s < RP_SIG__COUNT ? names[s] : "?";
+}
+
 /* Score every topic, rank, keep the best card_max_reasons. */
 static void build_reasons(const rp_config *cfg, const rp_event *ev, uint32_t n,
                           const rp_issue *issues, uint32_t nissues, int64_t at, rp_card *card) {
@@ -643,6 +661,7 @@ static void build_reasons(const rp_config *cfg, const rp_event *ev, uint32_t n,
         out->event_ts = a->best_ev ? a->best_ev->ts : 0;
         out->sum = a->sum;
         out->score = score_of(a->sum);
+        out->signal = sig_public(a->best_sig);
         render_evidence(a, ev, n, at, out->evidence, sizeof out->evidence);
     }
 }

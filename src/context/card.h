@@ -52,6 +52,21 @@
  * urgent); see rp_card_priority. */
 #define RP_PRIORITY_DEFAULT 3
 
+/* The kind of a reason's strongest signal (proto/CARD.md "Scoring"). */
+typedef enum rp_signal {
+    RP_SIG_BROKEN_PROMISE = 0,
+    RP_SIG_ISSUE_CHANGED,
+    RP_SIG_OPEN_ISSUE,
+    RP_SIG_UNRESOLVED_CONTACT,
+    RP_SIG_CALL_DRIVER,
+    RP_SIG_HABIT,
+    RP_SIG__COUNT
+} rp_signal;
+
+/* "broken_promise", "issue_changed", "open_issue", "unresolved_contact",
+ * "call_driver", "habit"; "?" out of range. */
+const char *rp_card_signal_name(rp_signal s);
+
 /* One ranked reason. topic/issue_id point into the inputs (or a static
  * "general"); evidence is the card's own NUL-terminated UTF-8 text. */
 typedef struct rp_reason {
@@ -60,6 +75,7 @@ typedef struct rp_reason {
     int64_t event_ts; /* 0: the reason rests on no event */
     double score;     /* 0..1, rounded to 4 decimals */
     double sum;       /* the raw summed contribution the score comes from */
+    rp_signal signal; /* the kind of its strongest signal (not encoded: for backtests) */
     char evidence[RP_CARD_EVIDENCE_MAX];
 } rp_reason;
 
