@@ -18,7 +18,7 @@
  *     interleave);
  *   - the parameter helpers every handler validates with.
  *
- * Limits: lookup by name is a linear scan of 16 entries (cheaper than
+ * Limits: lookup by name is a linear scan of 19 entries (cheaper than
  * hashing at this size). The histogram has fixed buckets chosen for a
  * sub-millisecond service; slower calls land in the last buckets.
  */
@@ -47,7 +47,7 @@
 enum {
     OP_PING, OP_CONTEXT_GET, OP_ROUTE_GET, OP_CUSTOMER_GET, OP_CUSTOMER_PUT, OP_CUSTOMER_PATCH,
     OP_CUSTOMER_FORGET, OP_CUSTOMER_MERGE, OP_EVENT_APPEND, OP_ISSUE_PUT, OP_ISSUE_LIST,
-    OP_HISTORY_LIST, OP_LOOKUP, OP_IMPORT, OP_EXPORT, OP_STATS, OP_BACKUP, OP_CARD_LINK, OP__COUNT
+    OP_HISTORY_LIST, OP_LOOKUP, OP_IMPORT, OP_EXPORT, OP_STATS, OP_BACKUP, OP_CARD_LINK, OP_BACKTEST, OP__COUNT
 };
 
 /* audit: the reply shows personal data (or confirms its erasure), so it
@@ -73,6 +73,10 @@ static const rp_api_op api_table[OP__COUNT] = {
     [OP_STATS] = {"stats", RP_ROLES_READ, false, OP_STATS, .audit = false},
     [OP_BACKUP] = {"backup", RP_ROLES_ADMIN, true, OP_BACKUP, .audit = false}, /* write: replies from its own thread (ops_admin.c) */
     [OP_CARD_LINK] = {"card.link", RP_ROLES_WRITE, false, OP_CARD_LINK, .audit = false}, /* mints a page link: shows no data */
+    /* backtest reads every customer's contacts but shows only aggregates:
+     * admin only, one audit line per run (customer=- customers=N). write:
+     * replies from its own thread (ops_admin.c), like backup. */
+    [OP_BACKTEST] = {"backtest", RP_ROLES_ADMIN, true, OP_BACKTEST, .audit = true},
 };
 
 static const rp_api_handler api_handlers[OP__COUNT] = {
@@ -94,6 +98,7 @@ static const rp_api_handler api_handlers[OP__COUNT] = {
     [OP_STATS] = rp_op_stats,
     [OP_BACKUP] = rp_op_backup,
     [OP_CARD_LINK] = rp_op_card_link,
+    [OP_BACKTEST] = rp_op_backtest,
 };
 
 /* --- metrics ------------------------------------------------------------------ */
@@ -154,7 +159,7 @@ rp_err rp_api_create(rp_store *store, rp_api **out, rp_errbuf *eb) {
 
 void rp_api_destroy(rp_api *api) {
     if (api == NULL) return;
-    rp_api_backup_wait(); /* a backup still copying uses api and its store */
+    rp_api_admin_wait(); /* a backup still copying uses api and its store */
     int fd = atomic_load(&api->audit_fd);
     if (fd >= 0) close(fd);
     rp_tokens_box_free(api->tokens);

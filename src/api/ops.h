@@ -169,9 +169,14 @@ void rp_op_issue_put(rp_api_req *rq, const msgpack_object *params);
 void rp_op_import(rp_api_req *rq, const msgpack_object *params);
 void rp_op_export(rp_api_req *rq, const msgpack_object *params);
 void rp_op_backup(rp_api_req *rq, const msgpack_object *params); /* ops_admin.c */
-/* Wait until no backup thread of this process is running (called by
- * rp_api_destroy: their replies use the api and their copies the store). */
-void rp_api_backup_wait(void);
+/* backtest (ops_admin.c): the context engine's backtest over the served
+ * store, on a dedicated thread, one at a time. Bounds of its params: */
+#define RP_API_BT_SAMPLE_MAX 100000000 /* sample: 1..1e8 contacts */
+#define RP_API_BT_THREADS_MAX 4        /* threads: 1..4 (default 2) */
+void rp_op_backtest(rp_api_req *rq, const msgpack_object *params);
+/* Wait until no admin job (backup, backtest) of this process is running
+ * (called by rp_api_destroy: their replies use the api and the store). */
+void rp_api_admin_wait(void);
 
 /* --- asynchronous writes (ops_write.c) ------------------------------------- */
 

@@ -2,21 +2,31 @@
  * card's guess on this store's own contacts, and which weights would do
  * better (context/backtest.h has the method).
  *
- * Both open the data directory read-only in this process (safe beside a
- * running rapportd) and work on two threads. Through a server they would
- * need an operation the RPC does not have, so --server is refused with a
- * sentence saying to use --data. Output: a readable table, or --json (one
- * object). Progress goes to stderr only when it is a terminal.
+ * With --data DIR both open the data directory read-only in this process
+ * (safe beside a running rapportd) and work on two threads. backtest also
+ * runs through a server (--server ADDR): the api's `backtest` operation
+ * (api/ops_admin.c, admin role) runs the same engine in rapportd and
+ * answers the report map; the CLI decodes it back into an rp_bt_result, so
+ * both modes print through the same renderer (backtest_json/_text) and
+ * give the same output on the same data. tune has no server operation:
+ * --server is refused with a sentence saying to use --data. Output: a
+ * readable table, or --json (one object). Progress goes to stderr only
+ * when it is a terminal (--data mode only).
  */
 #include "cli/args.h"
 #include "cli/cmds.h"
 
 #include <inttypes.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "cli/conn.h"
 #include "context/backtest.h"
+#include "model/codec.h"
 #include "store/store.h"
+
+#define RP_CLI_BACKTEST_TIMEOUT_MS (3600u * 1000u) /* a large store takes minutes */
 
 /* --- shared --------------------------------------------------------------------- */
 
@@ -131,7 +141,7 @@ static void backtest_json(FILE *f, const rp_bt_opts *o, const rp_bt_result *r) {
         fputc('}', f);
     }
     fputs("],\"confusions\":[", f);
-    for (uint32_t i = 0; i < r->nconfusions && i < 50; i++) {
+    for (uint32_t i = 0; i < r->nconfusions && i < RP_BT_CONFUSIONS_MAX; i++) {
         fputs(i ? ",{\"predicted\":" : "{\"predicted\":", f);
         json_str(f, r->confusions[i].predicted);
         fputs(",\"actual\":", f);
@@ -177,6 +187,131 @@ static void backtest_text(FILE *f, const rp_bt_opts *o, const rp_bt_result *r) {
             fprintf(f, "  %-20s -> %-20s %9" PRIu64 "\n", r->confusions[i].predicted,
                     r->confusions[i].actual, r->confusions[i].n);
     }
+}
+
+/* --- backtest through a server ----------------------------------------------------- */
+
+static bool mp_u64(const msgpack_object *m, const char *key, uint64_t *out) {
+    const msgpack_object *v = rp_mp_get(m, key);
+    if (v == NULL || v->type != MSGPACK_OBJECT_POSITIVE_INTEGER) return false;
+    *out = v->via.u64;
+    return true;
+}
+
+static bool mp_name(const msgpack_object *m, const char *key, char out[RP_BT_NAME_MAX]) {
+    const msgpack_object *v = rp_mp_get(m, key);
+    if (v == NULL || v->type != MSGPACK_OBJECT_STR || v->via.str.size >= RP_BT_NAME_MAX ||
+        memchr(v->via.str.ptr, '\0', v->via.str.size) != NULL)
+        return false;
+    memcpy(out, v->via.str.ptr, v->via.str.size);
+    out[v->via.str.size] = '\0';
+    return true;
+}
+
+static bool mp_tally(const msgpack_object *m, const char *key, rp_bt_tally *t) {
+    const msgpack_object *v = rp_mp_get(m, key);
+    if (v == NULL || v->type != MSGPACK_OBJECT_MAP) return false;
+    return mp_u64(v, "n", &t->n) && mp_u64(v, "top1", &t->top1) && mp_u64(v, "top3", &t->top3) &&
+           mp_u64(v, "covered", &t->covered);
+}
+
+static const msgpack_object *mp_array(const msgpack_object *m, const char *key) {
+    const msgpack_object *v = rp_mp_get(m, key);
+    return v != NULL && v->type == MSGPACK_OBJECT_ARRAY ? v : NULL;
+}
+
+/* The report map of the `backtest` op (the fields of --json; rates are
+ * recomputed from the counts) into *r. false: not such a map. */
+static bool backtest_decode(const msgpack_object *m, rp_bt_result *r) {
+    memset(r, 0, sizeof *r);
+    if (m->type != MSGPACK_OBJECT_MAP) return false;
+    const msgpack_object *fc = rp_mp_get(m, "first_contacts");
+    const msgpack_object *top = mp_array(m, "by_topic"), *sig = mp_array(m, "by_signal"),
+                         *conf = mp_array(m, "confusions");
+    if (!mp_u64(m, "customers", &r->customers) || !mp_u64(m, "contacts", &r->contacts) ||
+        !mp_u64(m, "sampled", &r->sampled) || !mp_u64(m, "skipped_no_topic", &r->no_topic) ||
+        !mp_tally(m, "card", &r->card) || !mp_tally(m, "baseline", &r->base) || fc == NULL ||
+        fc->type != MSGPACK_OBJECT_MAP || !mp_tally(fc, "card", &r->first_card) ||
+        !mp_tally(fc, "baseline", &r->first_base) || top == NULL || sig == NULL || conf == NULL ||
+        sig->via.array.size > RP_SIG__COUNT + 1)
+        return false;
+    uint32_t nt = top->via.array.size, nc = conf->via.array.size;
+    if (nt) {
+        r->by_topic = calloc(nt, sizeof *r->by_topic);
+        if (r->by_topic == NULL) return false;
+    }
+    for (uint32_t i = 0; i < nt; i++, r->ntopics++) {
+        const msgpack_object *e = &top->via.array.ptr[i];
+        if (e->type != MSGPACK_OBJECT_MAP || !mp_name(e, "topic", r->by_topic[i].name) ||
+            !mp_tally(e, "card", &r->by_topic[i].card) || !mp_tally(e, "baseline", &r->by_topic[i].base))
+            return false;
+    }
+    for (uint32_t i = 0; i < sig->via.array.size; i++) {
+        const msgpack_object *e = &sig->via.array.ptr[i];
+        if (e->type != MSGPACK_OBJECT_MAP || !mp_name(e, "signal", r->by_signal[i].name) ||
+            !mp_tally(e, "card", &r->by_signal[i].card))
+            return false;
+    }
+    if (nc) {
+        r->confusions = calloc(nc, sizeof *r->confusions);
+        if (r->confusions == NULL) return false;
+    }
+    for (uint32_t i = 0; i < nc; i++, r->nconfusions++) {
+        const msgpack_object *e = &conf->via.array.ptr[i];
+        if (e->type != MSGPACK_OBJECT_MAP || !mp_name(e, "predicted", r->confusions[i].predicted) ||
+            !mp_name(e, "actual", r->confusions[i].actual) || !mp_u64(e, "n", &r->confusions[i].n))
+            return false;
+    }
+    return true;
+}
+
+static void backtest_render(rp_cli *cli, const rp_bt_opts *o, const rp_bt_result *r) {
+    if (cli->json)
+        backtest_json(cli->out, o, r);
+    else
+        backtest_text(cli->out, o, r);
+}
+
+static int show_backtest(rp_cli *cli, const msgpack_object *m, void *arg) {
+    const rp_bt_opts *o = arg;
+    rp_bt_result r;
+    if (!backtest_decode(m, &r)) {
+        rp_bt_result_free(&r);
+        rp_cli_errorf(cli, "the server's backtest reply is not a backtest report");
+        return RP_CLI_EXIT_ERROR;
+    }
+    backtest_render(cli, o, &r);
+    rp_bt_result_free(&r);
+    return finish(cli);
+}
+
+static int backtest_server(rp_cli *cli, const rp_bt_opts *o) {
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 3 + (o->since != 0) + (o->until != INT64_MAX));
+    rp_mp_pack_cstr(&pk, "seed");
+    msgpack_pack_uint64(&pk, o->seed);
+    rp_mp_pack_cstr(&pk, "threads");
+    msgpack_pack_uint64(&pk, o->threads ? o->threads : 2);
+    rp_mp_pack_cstr(&pk, "sample");
+    if (o->sample)
+        msgpack_pack_uint64(&pk, o->sample);
+    else
+        msgpack_pack_nil(&pk);
+    if (o->since != 0) {
+        rp_mp_pack_cstr(&pk, "since");
+        msgpack_pack_int64(&pk, o->since);
+    }
+    if (o->until != INT64_MAX) {
+        rp_mp_pack_cstr(&pk, "until");
+        msgpack_pack_int64(&pk, o->until);
+    }
+    if (cli->timeout_ms < RP_CLI_BACKTEST_TIMEOUT_MS) cli->timeout_ms = RP_CLI_BACKTEST_TIMEOUT_MS;
+    int code = rp_cli_run_op(cli, RP_CLI_READ, "backtest", sb.data, sb.size, show_backtest, (void *)o);
+    msgpack_sbuffer_destroy(&sb);
+    return code;
 }
 
 int rp_cli_cmd_backtest(rp_cli *cli, const rp_cli_cmd *cmd, int argc, char **argv) {
@@ -225,8 +360,7 @@ int rp_cli_cmd_backtest(rp_cli *cli, const rp_cli_cmd *cmd, int argc, char **arg
             return rp_cli_usage_error(cli, cmd, "--threads must be 1..16 (got '%s')", thr_s);
         o.threads = (unsigned)v;
     }
-    int ec = need_local(cli, cmd);
-    if (ec != RP_CLI_EXIT_OK) return ec;
+    if (cli->data_dir == NULL) return backtest_server(cli, &o);
     rp_errbuf eb = {0};
     rp_config cfg;
     rp_store *s = NULL;
@@ -241,10 +375,7 @@ int rp_cli_cmd_backtest(rp_cli *cli, const rp_cli_cmd *cmd, int argc, char **arg
     rc = rp_backtest(s, rp_store_config(s), &o, &r, &eb);
     rp_store_close(s);
     if (rc != RP_OK) return rp_cli_fail(cli, rc, &eb);
-    if (cli->json)
-        backtest_json(cli->out, &o, &r);
-    else
-        backtest_text(cli->out, &o, &r);
+    backtest_render(cli, &o, &r);
     rp_bt_result_free(&r);
     return finish(cli);
 }

@@ -41,6 +41,7 @@
 #include "core/error.h"
 #include "store/store.h"
 
+#define RP_BT_CONFUSIONS_MAX 50 /* confusions a report lists (--json, the api op) */
 #define RP_BT_NAME_MAX 64 /* topic names are cut (lower-cased) to this for the tallies */
 
 typedef struct rp_bt_tally {

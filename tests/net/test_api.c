@@ -263,7 +263,7 @@ static void test_table(void **state) {
     (void)state;
     size_t n;
     const rp_api_op *ops = rp_api_ops(&n);
-    assert_int_equal(n, 18); /* 16 + backup (ops_admin.c) + card.link (ops_card.c) */
+    assert_int_equal(n, 19); /* 16 + backup, backtest (ops_admin.c) + card.link (ops_card.c) */
     for (size_t i = 0; i < n; i++) {
         assert_int_equal(ops[i].index, (int)i);
         assert_ptr_equal(rp_api_find(ops[i].name, strlen(ops[i].name)), &ops[i]);
