@@ -36,8 +36,8 @@
  * only, but every contact was read, so each run writes one audit line
  * ("customer=- customers=N aggregate=true").
  *
- * Both jobs share admin_job_start / admin_job_done and the wait
- * (rp_api_admin_wait).
+ * Both jobs run through one job runner (admin_job_launch, admin_job_main)
+ * and the one wait (rp_api_admin_wait).
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -51,18 +51,22 @@
 #include "model/codec.h"
 #include "store/backup.h"
 
-/* The heap request a backup thread owns. */
-typedef struct admin_backup {
-    rp_api_req rq;          /* reply context (values only) */
-    char dir[RP_PATH_MAX];  /* NUL-terminated copy of params.dir */
-} admin_backup;
+/* An admin job: the heap request its thread owns. Each kind's struct starts
+ * with it and adds its own fields (the write requests' pattern, ops.h). */
+typedef struct admin_job admin_job;
+struct admin_job {
+    rp_api_req rq;         /* reply context (values only) */
+    atomic_bool *running;  /* the kind's one-at-a-time flag */
+    const char *what;      /* "backup", "backtest": for the messages */
+    /* The work, on the job's thread: RP_OK with the result map packed into
+     * sb, or the error in eb. */
+    rp_err (*run)(admin_job *j, msgpack_sbuffer *sb, rp_errbuf *eb);
+};
 
-static atomic_bool admin_backup_running = false;
-
-/* Admin jobs (backup, backtest) not finished yet (their reply may still be
- * on its way): rp_api_destroy waits for them (rp_api_admin_wait), so that a
- * job running at shutdown finishes (and replies) before the api and the
- * store it reads are freed. */
+/* Admin jobs not finished yet (their reply may still be on its way):
+ * rp_api_destroy waits for them (rp_api_admin_wait), so that a job running
+ * at shutdown finishes (and replies) before the api and the store it reads
+ * are freed. */
 static pthread_mutex_t admin_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t admin_cv = PTHREAD_COND_INITIALIZER;
 static unsigned admin_threads;
@@ -80,54 +84,78 @@ void rp_api_admin_wait(void) {
     pthread_mutex_unlock(&admin_mu);
 }
 
-/* Start fn(arg) on a dedicated, detached thread counted by
- * rp_api_admin_wait; fn must call admin_job_done() last, after its reply.
- * Returns 0 or the pthread error (then nothing runs and nothing is
- * counted). */
-static int admin_job_start(void *(*fn)(void *), void *arg) {
+/* The job's thread: run, clear the flag, reply, free, and only then stop
+ * being counted. */
+static void *admin_job_main(void *arg) {
+    admin_job *j = arg;
+    rp_errbuf eb = {0};
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    rp_err rc = j->run(j, &sb, &eb);
+    atomic_store(j->running, false);
+    if (rc != RP_OK) rp_api_fail_rc(&j->rq, rc, &eb);
+    else if (sb.data == NULL) rp_api_fail(&j->rq, RP_UNAVAILABLE, "out of memory packing the reply");
+    else rp_api_ok(&j->rq, &sb);
+    msgpack_sbuffer_destroy(&sb);
+    free(j);
+    admin_threads_add(-1);
+    return NULL;
+}
+
+/* Start job j (heap, rq/running/what/run set; owned from here on) on a
+ * dedicated, detached thread, one of its kind at a time. The reply comes
+ * from that thread; when one of its kind is running, or no thread can be
+ * started, replies UNAVAILABLE here and frees j. */
+static void admin_job_launch(admin_job *j) {
+    bool idle = false;
+    char msg[RP_ERRMSG_MAX];
+    if (!atomic_compare_exchange_strong(j->running, &idle, true)) {
+        snprintf(msg, sizeof msg, "a %s is already running; retry when it has finished", j->what);
+        rp_api_fail(&j->rq, RP_UNAVAILABLE, msg);
+        free(j);
+        return;
+    }
     pthread_attr_t attr;
     pthread_t tid;
     admin_threads_add(1);
     int e = pthread_attr_init(&attr);
     if (e == 0) {
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        e = pthread_create(&tid, &attr, fn, arg);
+        e = pthread_create(&tid, &attr, admin_job_main, j);
         pthread_attr_destroy(&attr);
     }
-    if (e != 0) admin_threads_add(-1);
-    return e;
+    if (e != 0) {
+        admin_threads_add(-1);
+        atomic_store(j->running, false);
+        snprintf(msg, sizeof msg, "cannot start the %s thread: %s", j->what, strerror(e));
+        rp_api_fail(&j->rq, RP_UNAVAILABLE, msg);
+        free(j);
+    }
 }
 
-static void admin_job_done(void) { admin_threads_add(-1); }
+/* --- backup ------------------------------------------------------------------ */
 
-/* The dedicated thread: copy, clear the flag, reply, free. */
-static void *admin_backup_main(void *arg) {
-    admin_backup *b = arg;
+typedef struct admin_backup {
+    admin_job job;
+    char dir[RP_PATH_MAX];  /* NUL-terminated copy of params.dir */
+} admin_backup;
+
+static atomic_bool admin_backup_running = false;
+
+/* The copy, and its result {dir, path, bytes, duration_ms}. */
+static rp_err admin_backup_run(admin_job *j, msgpack_sbuffer *sb, rp_errbuf *eb) {
+    admin_backup *b = (admin_backup *)j;
     rp_backup_info info;
-    rp_errbuf eb = {0};
-    rp_err rc = rp_store_backup(rp_api_store(b->rq.api), b->dir, &info, &eb);
-    atomic_store(&admin_backup_running, false);
-    if (rc != RP_OK) {
-        rp_api_fail_rc(&b->rq, rc, &eb);
-        free(b);
-        admin_job_done();
-        return NULL;
-    }
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
+    rp_err rc = rp_store_backup(rp_api_store(j->rq.api), b->dir, &info, eb);
+    if (rc != RP_OK) return rc;
     msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
     msgpack_pack_map(&pk, 4);
     rp_api_kv_str(&pk, "dir", rp_str_c(info.dir));
     rp_api_kv_str(&pk, "path", rp_str_c(info.path));
     rp_api_kv_uint(&pk, "bytes", info.bytes);
     rp_api_kv_uint(&pk, "duration_ms", info.duration_ms);
-    if (sb.data == NULL) rp_api_fail(&b->rq, RP_UNAVAILABLE, "out of memory packing the reply");
-    else rp_api_ok(&b->rq, &sb);
-    msgpack_sbuffer_destroy(&sb);
-    free(b);
-    admin_job_done();
-    return NULL;
+    return RP_OK;
 }
 
 void rp_op_backup(rp_api_req *rq, const msgpack_object *params) {
@@ -161,36 +189,22 @@ void rp_op_backup(rp_api_req *rq, const msgpack_object *params) {
         rp_api_fail_rc(rq, RP_BAD_REQUEST, &eb);
         return;
     }
-    bool idle = false;
-    if (!atomic_compare_exchange_strong(&admin_backup_running, &idle, true)) {
-        rp_api_fail(rq, RP_UNAVAILABLE, "a backup is already running; retry when it has finished");
-        return;
-    }
     admin_backup *b = calloc(1, sizeof *b);
     if (b == NULL) {
-        atomic_store(&admin_backup_running, false);
         rp_api_fail(rq, RP_UNAVAILABLE, "out of memory starting the backup");
         return;
     }
-    b->rq = *rq;
+    b->job = (admin_job){
+        .rq = *rq, .running = &admin_backup_running, .what = "backup", .run = admin_backup_run};
     memcpy(b->dir, v->via.str.ptr, n);
     b->dir[n] = '\0';
-    int e = admin_job_start(admin_backup_main, b);
-    if (e != 0) {
-        atomic_store(&admin_backup_running, false);
-        free(b);
-        rp_errf(&eb, RP_UNAVAILABLE, "cannot start the backup thread: %s", strerror(e));
-        rp_api_fail_rc(rq, RP_UNAVAILABLE, &eb);
-        return;
-    }
-    /* the reply comes from admin_backup_main */
+    admin_job_launch(&b->job); /* the reply comes from the job's thread */
 }
 
 /* --- backtest ---------------------------------------------------------------- */
 
-/* The heap request a backtest thread owns. */
 typedef struct admin_backtest {
-    rp_api_req rq;
+    admin_job job;
     rp_bt_opts o;
 } admin_backtest;
 
@@ -266,36 +280,22 @@ static void bt_pack(msgpack_packer *pk, const rp_bt_opts *o, const rp_bt_result 
     }
 }
 
-/* The dedicated thread: run the engine, clear the flag, reply, free. */
-static void *admin_backtest_main(void *arg) {
-    admin_backtest *b = arg;
-    rp_errbuf eb = {0};
+/* The engine over the served store, and its report map. */
+static rp_err admin_backtest_run(admin_job *j, msgpack_sbuffer *sb, rp_errbuf *eb) {
+    admin_backtest *b = (admin_backtest *)j;
     rp_bt_result r;
-    rp_store *s = rp_api_store(b->rq.api);
-    rp_err rc = rp_backtest(s, rp_store_config(s), &b->o, &r, &eb);
-    atomic_store(&admin_backtest_running, false);
-    if (rc != RP_OK) {
-        rp_api_fail_rc(&b->rq, rc, &eb);
-        free(b);
-        admin_job_done();
-        return NULL;
-    }
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
+    rp_store *s = rp_api_store(j->rq.api);
+    rp_err rc = rp_backtest(s, rp_store_config(s), &b->o, &r, eb);
+    if (rc != RP_OK) return rc;
     msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
     bt_pack(&pk, &b->o, &r);
     /* One audit line: personal data read in aggregate, nobody shown. */
-    b->rq.shown.n = r.customers > UINT32_MAX ? UINT32_MAX : (uint32_t)r.customers;
-    snprintf(b->rq.shown.page, sizeof b->rq.shown.page, " customers=%" PRIu64 " aggregate=true",
+    j->rq.shown.n = r.customers > UINT32_MAX ? UINT32_MAX : (uint32_t)r.customers;
+    snprintf(j->rq.shown.page, sizeof j->rq.shown.page, " customers=%" PRIu64 " aggregate=true",
              r.customers);
     rp_bt_result_free(&r);
-    if (sb.data == NULL) rp_api_fail(&b->rq, RP_UNAVAILABLE, "out of memory packing the reply");
-    else rp_api_ok(&b->rq, &sb);
-    msgpack_sbuffer_destroy(&sb);
-    free(b);
-    admin_job_done();
-    return NULL;
+    return RP_OK;
 }
 
 void rp_op_backtest(rp_api_req *rq, const msgpack_object *params) {
@@ -323,26 +323,13 @@ void rp_op_backtest(rp_api_req *rq, const msgpack_object *params) {
         rp_api_fail_rc(rq, rc, &eb);
         return;
     }
-    bool idle = false;
-    if (!atomic_compare_exchange_strong(&admin_backtest_running, &idle, true)) {
-        rp_api_fail(rq, RP_UNAVAILABLE, "a backtest is already running; retry when it has finished");
-        return;
-    }
     admin_backtest *b = calloc(1, sizeof *b);
     if (b == NULL) {
-        atomic_store(&admin_backtest_running, false);
         rp_api_fail(rq, RP_UNAVAILABLE, "out of memory starting the backtest");
         return;
     }
-    b->rq = *rq;
+    b->job = (admin_job){
+        .rq = *rq, .running = &admin_backtest_running, .what = "backtest", .run = admin_backtest_run};
     b->o = o;
-    int e = admin_job_start(admin_backtest_main, b);
-    if (e != 0) {
-        atomic_store(&admin_backtest_running, false);
-        free(b);
-        rp_errf(&eb, RP_UNAVAILABLE, "cannot start the backtest thread: %s", strerror(e));
-        rp_api_fail_rc(rq, RP_UNAVAILABLE, &eb);
-        return;
-    }
-    /* the reply comes from admin_backtest_main */
+    admin_job_launch(&b->job); /* the reply comes from the job's thread */
 }
