@@ -193,6 +193,14 @@ bool rp_cli_parse_int(const char *s, int64_t min, int64_t max, int64_t *out) {
     return true;
 }
 
+int rp_cli_opt_int(const rp_cli *cli, const rp_cli_cmd *cmd, const char *name, const char *s,
+                   int64_t min, int64_t max, const char *want, int64_t *out) {
+    if (s == NULL) return RP_CLI_EXIT_OK;
+    if (!rp_cli_parse_int(s, min, max, out))
+        return rp_cli_usage_error(cli, cmd, "--%s must be %s (got '%s')", name, want, s);
+    return RP_CLI_EXIT_OK;
+}
+
 /* --- parsing ------------------------------------------------------------------------ */
 
 /* Does arg name option `name` ("--name" or "--name=...")? *val gets the

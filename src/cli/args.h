@@ -39,4 +39,12 @@ int rp_cli_usage_error(const rp_cli *cli, const rp_cli_cmd *cmd, const char *fmt
 /* Parse a decimal int64 within [min, max] from s (all of it). */
 bool rp_cli_parse_int(const char *s, int64_t min, int64_t max, int64_t *out);
 
+/* The value s of option --name as an integer within [min, max] into *out.
+ * s NULL (the option was not given): RP_CLI_EXIT_OK, *out unchanged. A bad
+ * value prints "--NAME must be WANT (got 'S')" (rp_cli_usage_error) and
+ * returns its exit code; a good one RP_CLI_EXIT_OK (0), so calls chain
+ * with ||. */
+int rp_cli_opt_int(const rp_cli *cli, const rp_cli_cmd *cmd, const char *name, const char *s,
+                   int64_t min, int64_t max, const char *want, int64_t *out);
+
 #endif

@@ -332,34 +332,22 @@ int rp_cli_cmd_backtest(rp_cli *cli, const rp_cli_cmd *cmd, int argc, char **arg
     rp_bt_opts o;
     rp_bt_opts_defaults(&o);
     o.seed = 1;
-    int64_t v;
-    if (since_s) {
-        if (!rp_cli_parse_int(since_s, 0, INT64_MAX - 1, &v))
-            return rp_cli_usage_error(cli, cmd, "--since must be unix seconds (got '%s')", since_s);
-        o.since = v;
-    }
-    if (until_s) {
-        if (!rp_cli_parse_int(until_s, 0, INT64_MAX - 1, &v))
-            return rp_cli_usage_error(cli, cmd, "--until must be unix seconds (got '%s')", until_s);
-        o.until = v;
-    }
-    if (o.since > o.until)
-        return rp_cli_usage_error(cli, cmd, "--since must not be after --until");
-    if (sample_s) {
-        if (!rp_cli_parse_int(sample_s, 1, INT64_MAX, &v))
-            return rp_cli_usage_error(cli, cmd, "--sample must be a count >= 1 (got '%s')", sample_s);
-        o.sample = (uint64_t)v;
-    }
-    if (seed_s) {
-        if (!rp_cli_parse_int(seed_s, 0, INT64_MAX, &v))
-            return rp_cli_usage_error(cli, cmd, "--seed must be a number >= 0 (got '%s')", seed_s);
-        o.seed = (uint64_t)v;
-    }
-    if (thr_s) {
-        if (!rp_cli_parse_int(thr_s, 1, 16, &v))
-            return rp_cli_usage_error(cli, cmd, "--threads must be 1..16 (got '%s')", thr_s);
-        o.threads = (unsigned)v;
-    }
+    int64_t since = o.since, until = o.until, sample = (int64_t)o.sample, seed = (int64_t)o.seed,
+            threads = o.threads;
+    int code;
+    if ((code = rp_cli_opt_int(cli, cmd, "since", since_s, 0, INT64_MAX - 1, "unix seconds", &since)) ||
+        (code = rp_cli_opt_int(cli, cmd, "until", until_s, 0, INT64_MAX - 1, "unix seconds", &until)))
+        return code;
+    if (since > until) return rp_cli_usage_error(cli, cmd, "--since must not be after --until");
+    if ((code = rp_cli_opt_int(cli, cmd, "sample", sample_s, 1, INT64_MAX, "a count >= 1", &sample)) ||
+        (code = rp_cli_opt_int(cli, cmd, "seed", seed_s, 0, INT64_MAX, "a number >= 0", &seed)) ||
+        (code = rp_cli_opt_int(cli, cmd, "threads", thr_s, 1, 16, "1..16", &threads)))
+        return code;
+    o.since = since;
+    o.until = until;
+    o.sample = (uint64_t)sample;
+    o.seed = (uint64_t)seed;
+    o.threads = (unsigned)threads;
     if (cli->data_dir == NULL) return backtest_server(cli, &o);
     rp_errbuf eb = {0};
     rp_config cfg;
@@ -455,27 +443,17 @@ int rp_cli_cmd_tune(rp_cli *cli, const rp_cli_cmd *cmd, int argc, char **argv) {
     rp_tune_opts o;
     rp_tune_opts_defaults(&o);
     o.seed = 1;
-    int64_t v;
-    if (seed_s) {
-        if (!rp_cli_parse_int(seed_s, 0, INT64_MAX, &v))
-            return rp_cli_usage_error(cli, cmd, "--seed must be a number >= 0 (got '%s')", seed_s);
-        o.seed = (uint64_t)v;
-    }
-    if (trials_s) {
-        if (!rp_cli_parse_int(trials_s, 0, 10000, &v))
-            return rp_cli_usage_error(cli, cmd, "--trials must be 0..10000 (got '%s')", trials_s);
-        o.trials = (uint32_t)v;
-    }
-    if (cust_s) {
-        if (!rp_cli_parse_int(cust_s, 1, INT64_MAX, &v))
-            return rp_cli_usage_error(cli, cmd, "--customers must be >= 1 (got '%s')", cust_s);
-        o.customers = (uint64_t)v;
-    }
-    if (thr_s) {
-        if (!rp_cli_parse_int(thr_s, 1, 16, &v))
-            return rp_cli_usage_error(cli, cmd, "--threads must be 1..16 (got '%s')", thr_s);
-        o.threads = (unsigned)v;
-    }
+    int64_t seed = (int64_t)o.seed, trials = o.trials, customers = (int64_t)o.customers, threads = o.threads;
+    int code;
+    if ((code = rp_cli_opt_int(cli, cmd, "seed", seed_s, 0, INT64_MAX, "a number >= 0", &seed)) ||
+        (code = rp_cli_opt_int(cli, cmd, "trials", trials_s, 0, 10000, "0..10000", &trials)) ||
+        (code = rp_cli_opt_int(cli, cmd, "customers", cust_s, 1, INT64_MAX, ">= 1", &customers)) ||
+        (code = rp_cli_opt_int(cli, cmd, "threads", thr_s, 1, 16, "1..16", &threads)))
+        return code;
+    o.seed = (uint64_t)seed;
+    o.trials = (uint32_t)trials;
+    o.customers = (uint64_t)customers;
+    o.threads = (unsigned)threads;
     int ec = need_local(cli, cmd);
     if (ec != RP_CLI_EXIT_OK) return ec;
     rp_errbuf eb = {0};

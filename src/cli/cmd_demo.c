@@ -49,32 +49,23 @@ int rp_cli_cmd_demo(rp_cli *cli, const rp_cli_cmd *cmd, int argc, char **argv) {
     if (help) return RP_CLI_EXIT_OK;
     rp_demo_opts o;
     rp_demo_defaults(&o);
-    int64_t v;
-    if (n_s) {
-        if (!rp_cli_parse_int(n_s, 1, 100000000, &v))
-            return rp_cli_usage_error(cli, cmd, "--customers must be 1..100000000 (got '%s')", n_s);
-        o.customers = (uint64_t)v;
-    }
-    if (seed_s) {
-        if (!rp_cli_parse_int(seed_s, 0, INT64_MAX, &v))
-            return rp_cli_usage_error(cli, cmd, "--seed must be a number >= 0 (got '%s')", seed_s);
-        o.seed = (uint64_t)v;
-    }
-    if (now_s) {
-        if (!rp_cli_parse_int(now_s, 500000000, INT64_MAX / 4, &v))
-            return rp_cli_usage_error(cli, cmd, "--now must be unix seconds after 1985 (got '%s')",
-                                      now_s);
-        o.now = v;
-    }
+    int64_t customers = (int64_t)o.customers, seed = (int64_t)o.seed, now = o.now, phone_of = 0;
+    int code;
+    if ((code = rp_cli_opt_int(cli, cmd, "customers", n_s, 1, 100000000, "1..100000000", &customers)) ||
+        (code = rp_cli_opt_int(cli, cmd, "seed", seed_s, 0, INT64_MAX, "a number >= 0", &seed)) ||
+        (code = rp_cli_opt_int(cli, cmd, "now", now_s, 500000000, INT64_MAX / 4,
+                               "unix seconds after 1985", &now)) ||
+        (code = rp_cli_opt_int(cli, cmd, "phone-of", phone_s, 1, 100000000, "1..100000000", &phone_of)))
+        return code;
+    o.customers = (uint64_t)customers;
+    o.seed = (uint64_t)seed;
+    o.now = now;
     if (ev_s && !parse_range(ev_s, &o.events_min, &o.events_max))
         return rp_cli_usage_error(cli, cmd, "--events must be MIN-MAX within 0..1000 (got '%s')",
                                   ev_s);
     if (phone_s) {
-        if (!rp_cli_parse_int(phone_s, 1, 100000000, &v))
-            return rp_cli_usage_error(cli, cmd, "--phone-of must be 1..100000000 (got '%s')",
-                                      phone_s);
         char phone[40];
-        rp_demo_phone(&o, (uint64_t)v, phone);
+        rp_demo_phone(&o, (uint64_t)phone_of, phone);
         fprintf(cli->out, "%s\n", phone);
         return fflush(cli->out) == 0 ? RP_CLI_EXIT_OK : RP_CLI_EXIT_ERROR;
     }

@@ -734,12 +734,10 @@ int rp_cli_cmd_import(rp_cli *cli, const rp_cli_cmd *cmd, int argc, char **argv)
     if (npos != 1) return rp_cli_usage_error(cli, cmd, "give a FILE, or - for stdin");
     rp_cli_import_opts o = {.path = pos[0], .strict = strict != NULL,
                             .allow_skips = allow_skips != NULL};
-    int64_t b;
-    if (batch_s) {
-        if (!rp_cli_parse_int(batch_s, 1, 10000, &b))
-            return rp_cli_usage_error(cli, cmd, "--batch must be 1..10000 (got '%s')", batch_s);
-        o.batch = (uint32_t)b;
-    }
+    int64_t b = 0; /* 0: the mode's default */
+    int code = rp_cli_opt_int(cli, cmd, "batch", batch_s, 1, 10000, "1..10000", &b);
+    if (code != RP_CLI_EXIT_OK) return code;
+    o.batch = (uint32_t)b;
     return rp_cli_import(cli, &o);
 }
 
