@@ -75,6 +75,9 @@ static void test_malformed(void **state) {
     dec_fails("12%", RP_URL_FORM, "bad percent-escape '%'");
     dec_fails("%4g", RP_URL_PATH, "bad percent-escape '%4g'");
     dec_fails("%G1", RP_URL_FORM, "'%G1'");
+    /* bytes other than printable ASCII are shown as '?' (found by fuzz_query) */
+    dec_fails("%\xff\x01", RP_URL_FORM, "bad percent-escape '%?" "?'");
+    dec_fails("a%\t", RP_URL_PATH, "bad percent-escape '%?'");
     dec_fails("a%00b", RP_URL_FORM, "%00");
     dec_fails("%00", RP_URL_PATH, "NUL");
     /* the message shows at most what is inside the value */
