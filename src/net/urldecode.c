@@ -25,6 +25,10 @@ rp_err rp_url_decode(const char *s, size_t n, int flags, const char *what, char 
             d[len++] = ' ';
             continue;
         }
+        if (c == '\0') { /* a raw NUL: the value would be cut short as a C string */
+            free(d);
+            return rp_errf(eb, RP_BAD_REQUEST, "%s: a NUL byte is not allowed", what);
+        }
         if (c != '%') {
             d[len++] = c;
             continue;

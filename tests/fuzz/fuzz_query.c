@@ -10,7 +10,8 @@
  * Checked:
  *   - the result equals a reference decoder written here from the header's
  *     rules (so the '+' rules, the leading-'+' rule and the refusals of a
- *     bad escape and of %00 are all checked, not only "no crash");
+ *     bad escape, of %00 and of a raw NUL are all checked, not only "no
+ *     crash");
  *   - on success: *out is NUL-terminated at *outlen, *outlen <= n, and the
  *     decoded bytes hold no NUL; outlen may be NULL;
  *   - on error: RP_BAD_REQUEST, out set to NULL, a printable sentence (it
@@ -40,7 +41,9 @@ static int fz_hex(unsigned char c) {
 static long fz_reference(const unsigned char *s, size_t n, int flags, unsigned char *ref) {
     size_t len = 0;
     for (size_t i = 0; i < n; i++) {
-        if (s[i] == '+') {
+        if (s[i] == '\0') {
+            return -1;
+        } else if (s[i] == '+') {
             bool space = (flags & RP_URL_FORM) && !(i == 0 && (flags & RP_URL_LEAD_PLUS));
             ref[len++] = space ? ' ' : '+';
         } else if (s[i] != '%') {
