@@ -33,7 +33,8 @@ if(RAPPORT_FUZZ)
 endif()
 
 # name -> the library it needs (the layer of the code it drives).
-set(_rp_fuzz_targets rpc:rp_net json:rp_net ndjson:rp_cli phone:rp_model record:rp_net)
+set(_rp_fuzz_targets rpc:rp_net json:rp_net ndjson:rp_cli phone:rp_model record:rp_net
+  query:rp_net vocab:rp_model ndlines:rp_net)
 
 foreach(pair ${_rp_fuzz_targets})
   string(REPLACE ":" ";" pair "${pair}")

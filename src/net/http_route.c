@@ -94,8 +94,14 @@ static rp_err query_decode_one(qparam *q, const char *p, size_t n, rp_errbuf *eb
     rp_err rc = rp_url_decode(p, kn, RP_URL_FORM, "a query parameter name", &q->key, NULL, eb);
     if (rc != RP_OK) return rc;
     if (q->key[0] == '\0') rc = rp_errf(eb, RP_BAD_REQUEST, "bad query string: a parameter has no name");
-    char what[64];
-    snprintf(what, sizeof what, "query parameter '%.40s'", q->key);
+    char what[64], shown[41]; /* the name made printable ('?'): it goes into error sentences */
+    size_t sk = 0;
+    for (; sk < 40 && q->key[sk]; sk++) {
+        unsigned char b = (unsigned char)q->key[sk];
+        shown[sk] = b >= 0x20 && b < 0x7F ? (char)b : '?';
+    }
+    shown[sk] = '\0';
+    snprintf(what, sizeof what, "query parameter '%s'", shown);
     int flags = RP_URL_FORM | (strcmp(q->key, "phone") == 0 ? RP_URL_LEAD_PLUS : 0);
     if (rc == RP_OK) {
         rc = eq ? rp_url_decode(eq + 1, n - kn - 1, flags, what, &q->val, &q->vlen, eb)

@@ -25,6 +25,10 @@ rp_err rp_url_decode(const char *s, size_t n, int flags, const char *what, char 
             d[len++] = ' ';
             continue;
         }
+        if (c == '\0') { /* a raw NUL: the value would be cut short as a C string */
+            free(d);
+            return rp_errf(eb, RP_BAD_REQUEST, "%s: a NUL byte is not allowed", what);
+        }
         if (c != '%') {
             d[len++] = c;
             continue;
@@ -32,11 +36,19 @@ rp_err rp_url_decode(const char *s, size_t n, int flags, const char *what, char 
         int hi = i + 1 < n ? url_hex(s[i + 1]) : -1;
         int lo = i + 2 < n ? url_hex(s[i + 2]) : -1;
         if (hi < 0 || lo < 0) {
-            int shown = n - i < 3 ? (int)(n - i) : 3;
+            /* the escape as sent, client bytes made printable ('?'): the
+             * sentence goes back inside a JSON error body */
+            char shown[4];
+            size_t k = 0;
+            for (; k < 3 && i + k < n; k++) {
+                unsigned char b = (unsigned char)s[i + k];
+                shown[k] = b >= 0x20 && b < 0x7F ? (char)b : '?';
+            }
+            shown[k] = '\0';
             free(d);
             return rp_errf(eb, RP_BAD_REQUEST,
-                           "%s: bad percent-escape '%.*s' ('%%' must be followed by two hex "
-                           "digits; write a literal '%%' as %%25)", what, shown, s + i);
+                           "%s: bad percent-escape '%s' ('%%' must be followed by two hex "
+                           "digits; write a literal '%%' as %%25)", what, shown);
         }
         if (hi == 0 && lo == 0) {
             free(d);

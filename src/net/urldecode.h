@@ -15,9 +15,11 @@
  * first byte is affected.
  *
  * Refused (RP_BAD_REQUEST, with a sentence naming `what`): a '%' not
- * followed by two hex digits ("%zz", "%4", a trailing "%"), and "%00" (a
- * NUL byte: our strings are C strings). UTF-8 validity is the caller's
- * check (the bytes may be any).
+ * followed by two hex digits ("%zz", "%4", a trailing "%"), "%00" and a
+ * raw NUL byte (our strings are C strings). The sentence shows a bad
+ * escape with bytes other than printable ASCII as '?' (it goes back to
+ * clients); `what` is the caller's and must be printable too. UTF-8
+ * validity is the caller's check (the bytes may be any).
  */
 #ifndef RP_URLDECODE_H
 #define RP_URLDECODE_H

@@ -181,6 +181,8 @@ static void test_malformed(void **state) {
         {"/v1/lookup?em%zzail=x", "a query parameter name: bad percent-escape"},
         {"/v1/customers/c%zz1", "path: bad percent-escape"},
         {"/v1/customers/c%001", "path: %00"},
+        /* a name decoded to other bytes than printable ASCII shows them as '?' */
+        {"/v1/lookup?x%FFy%01=%zz", "query parameter 'x?y?': bad percent-escape '%zz'"},
     };
     char out[8192];
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

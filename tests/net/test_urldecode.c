@@ -75,6 +75,17 @@ static void test_malformed(void **state) {
     dec_fails("12%", RP_URL_FORM, "bad percent-escape '%'");
     dec_fails("%4g", RP_URL_PATH, "bad percent-escape '%4g'");
     dec_fails("%G1", RP_URL_FORM, "'%G1'");
+    /* bytes other than printable ASCII are shown as '?' (found by fuzz_query) */
+    dec_fails("%\xff\x01", RP_URL_FORM, "bad percent-escape '%?" "?'");
+    /* a raw NUL byte, like %00 (found by fuzz_query) */
+    {
+        char *out = (char *)1;
+        rp_errbuf eb = {0};
+        assert_int_equal(rp_url_decode("a\0b", 3, RP_URL_PATH, "v", &out, NULL, &eb), RP_BAD_REQUEST);
+        assert_null(out);
+        assert_non_null(strstr(eb.msg, "NUL"));
+    }
+    dec_fails("a%\t", RP_URL_PATH, "bad percent-escape '%?'");
     dec_fails("a%00b", RP_URL_FORM, "%00");
     dec_fails("%00", RP_URL_PATH, "NUL");
     /* the message shows at most what is inside the value */
