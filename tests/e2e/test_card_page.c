@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include "e2e/harness.h"
+#include "e2e/serve.h"
 #include "e2e/http.h"
 
 #define ADMIN "Authorization: Bearer admin-secret-0123456789\r\n"
@@ -23,10 +24,6 @@
 #define INGEST "Authorization: Bearer ingest-secret-0123456789\r\n"
 #define TOKENS "token = admin:admin-secret-0123456789\ntoken = agent:agent-secret-0123456789\n" \
                "token = ingest:ingest-secret-0123456789\n"
-
-static void start(rp_h *h, const char *extra) {
-    if (rp_h_start(h, extra) != 0) fail_msg("rapportd did not start");
-}
 
 static void expect(rp_http_resp r, int status) {
     if (r.status != status) fail_msg("expected %d, got:\n%s", status, r.text ? r.text : "(none)");
@@ -60,7 +57,7 @@ static void scene(rp_h *h) {
 
 static void test_page(void **state) {
     rp_h *h = *state;
-    start(h, TOKENS);
+    rp_h_start_ok(h, TOKENS);
     scene(h);
     rp_http_resp r = rp_http(h, "GET", "/card?id=c-1", AGENT, NULL);
     expect(r, 200);
@@ -128,7 +125,7 @@ static void test_page(void **state) {
 
 static void test_links(void **state) {
     rp_h *h = *state;
-    start(h, TOKENS);
+    rp_h_start_ok(h, TOKENS);
     scene(h);
     rp_http_resp r = rp_http(h, "POST", "/v1/card-links?id=c-1&ttl=60", INGEST, NULL);
     expect(r, 200);
@@ -200,7 +197,7 @@ static void test_links(void **state) {
 
 static void test_expired_with_secret(void **state) {
     rp_h *h = *state;
-    start(h, TOKENS "card_link_secret = a-shared-secret-for-the-pool\n");
+    rp_h_start_ok(h, TOKENS "card_link_secret = a-shared-secret-for-the-pool\n");
     scene(h);
     rp_http_resp r = rp_http(h, "POST", "/v1/card-links?id=c-1&ttl=1", ADMIN, NULL);
     expect(r, 200);
@@ -220,7 +217,7 @@ static void test_expired_with_secret(void **state) {
 
 static void test_frame_ancestors(void **state) {
     rp_h *h = *state;
-    start(h, "frame_ancestors = 'self' https://crm.example.com\n");
+    rp_h_start_ok(h, "frame_ancestors = 'self' https://crm.example.com\n");
     rp_http_resp r = rp_http(h, "GET", "/card?phone=2125550000", NULL, NULL);
     expect(r, 200);
     assert_true(has(&r, "frame-ancestors 'self' https://crm.example.com\r\n"));

@@ -47,6 +47,7 @@
 #include <unistd.h>
 
 #include "e2e/harness.h"
+#include "e2e/serve.h"
 #include "e2e/calls.h"
 #include "model/ident.h"
 #include "net/client.h"
@@ -417,10 +418,6 @@ static size_t req_head(unsigned char *b, uint8_t msgid, const char *method) {
     return o + ml;
 }
 
-static void start(rp_h *h, const char *extra) {
-    if (rp_h_start(h, extra) != 0) fail_msg("rapportd did not start");
-}
-
 static void stop_clean(rp_h *h) {
     int st = rp_h_stop(h);
     if (st != 0) rp_h_dump_log(h);
@@ -434,7 +431,7 @@ static void stop_clean(rp_h *h) {
  * 4 GiB — checked with 32 connections lying at once. */
 static void test_length_lies(void **state) {
     rp_h *h = *state;
-    start(h, "");
+    rp_h_start_ok(h, "");
     witness *wp = fx_witness(h);
     memwatch m;
     witness_start(wp, h, true);
@@ -527,7 +524,7 @@ static void test_length_lies(void **state) {
  * about 1.5 s of its first byte, long before the request is complete. */
 static void test_slowloris_rpc(void **state) {
     rp_h *h = *state;
-    start(h, "http =\nslow_timeout_ms = 1500\n");
+    rp_h_start_ok(h, "http =\nslow_timeout_ms = 1500\n");
     witness *wp = fx_witness(h);
     memwatch m;
     witness_start(wp, h, false);
@@ -587,7 +584,7 @@ static void test_slowloris_rpc(void **state) {
  * must be complete within this time"). */
 static void test_slowloris_http(void **state) {
     rp_h *h = *state;
-    start(h, "slow_timeout_ms = 1500\n");
+    rp_h_start_ok(h, "slow_timeout_ms = 1500\n");
     witness *wp = fx_witness(h);
     memwatch m;
     witness_start(wp, h, false);
@@ -738,7 +735,7 @@ static void wait_open_connections(const rp_h *h, long want) {
  * written for idle_timeout_ms. */
 static void test_pipeline_never_reads_rpc(void **state) {
     rp_h *h = *state;
-    start(h, "max_output_bytes = 1048576\nidle_timeout_ms = 2000\n");
+    rp_h_start_ok(h, "max_output_bytes = 1048576\nidle_timeout_ms = 2000\n");
     put_big_customer(h);
     witness *wp = fx_witness(h);
     memwatch m;
@@ -790,7 +787,7 @@ static void test_pipeline_never_reads_rpc(void **state) {
  * connection dropped after slow_timeout_ms of unwritable output. */
 static void test_pipeline_never_reads_http(void **state) {
     rp_h *h = *state;
-    start(h, "slow_timeout_ms = 2000\n");
+    rp_h_start_ok(h, "slow_timeout_ms = 2000\n");
     put_big_customer(h);
     witness *wp = fx_witness(h);
     memwatch m;
@@ -895,7 +892,7 @@ static rp_client *rpc_must(const rp_h *h) {
  * the cap is available again in full. */
 static void test_connection_cap_both_faces(void **state) {
     rp_h *h = *state;
-    start(h, "max_connections = 6\n");
+    rp_h_start_ok(h, "max_connections = 6\n");
     witness *wp = fx_witness(h);
     memwatch m;
     witness_start(wp, h, false); /* 1 RPC connection */
@@ -986,7 +983,7 @@ static bool refused(int status) { return status == 0 || (status >= 400 && status
  * once or within slow_timeout_ms, and the server is fine. */
 static void test_http_oversized(void **state) {
     rp_h *h = *state;
-    start(h, "max_request_bytes = 65536\nslow_timeout_ms = 1500\n");
+    rp_h_start_ok(h, "max_request_bytes = 65536\nslow_timeout_ms = 1500\n");
     witness *wp = fx_witness(h);
     memwatch m;
     witness_start(wp, h, true);
@@ -1097,7 +1094,7 @@ static void test_http_oversized(void **state) {
  * a plain BAD_REQUEST that leaves the connection open. */
 static void test_invalid_utf8(void **state) {
     rp_h *h = *state;
-    start(h, "");
+    rp_h_start_ok(h, "");
     witness *wp = fx_witness(h);
     memwatch m;
     witness_start(wp, h, true);
@@ -1209,7 +1206,7 @@ static void test_invalid_utf8(void **state) {
  * an unparsable number as an unknown caller (found: false), by design. */
 static void test_bad_phones(void **state) {
     rp_h *h = *state;
-    start(h, "");
+    rp_h_start_ok(h, "");
     witness *wp = fx_witness(h);
     memwatch m;
     witness_start(wp, h, true);
@@ -1334,7 +1331,7 @@ static rp_client *as_role(const rp_h *h, const char *tok, rp_role want) {
  * a pipeline leave the connection and the server as they were. */
 static void test_roles_both_faces(void **state) {
     rp_h *h = *state;
-    start(h, "token = route:" TOK_ROUTE "\ntoken = agent:" TOK_AGENT "\ntoken = ingest:" TOK_INGEST
+    rp_h_start_ok(h, "token = route:" TOK_ROUTE "\ntoken = agent:" TOK_AGENT "\ntoken = ingest:" TOK_INGEST
              "\ntoken = admin:" TOK_ADMIN "\n");
     witness *wp = fx_witness(h);
     memwatch m;

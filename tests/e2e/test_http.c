@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "e2e/harness.h"
+#include "e2e/serve.h"
 
 #define TOK_ROUTE "route-token-0123456789"
 #define TOK_AGENT "agent-token-0123456789"
@@ -224,23 +225,12 @@ static char *fmt(const char *f, ...) {
     return s;
 }
 
-static void start(rp_h *h, const char *extra) {
-    if (rp_h_start(h, extra) != 0) fail_msg("rapportd did not start");
-}
-
-static void stop(rp_h *h) {
-    int st = rp_h_stop(h);
-    if (st != 0) rp_h_dump_log(h);
-    assert_int_equal(st, 0);
-    rp_h_cleanup(h);
-}
-
 /* --- tests ---------------------------------------------------------------------- */
 
 static void test_customer_routes(void **state) {
     (void)state;
     rp_h h;
-    start(&h, "durability = async\n");
+    rp_h_start_ok(&h, "durability = async\n");
     expect(&h, "GET", "/healthz", NULL, NULL, 200, "{\"status\":\"ok\"}");
     expect(&h, "PUT", "/v1/customers/c1", NULL,
            "{\"name\":\"Ada\",\"language\":\"es\",\"phones\":[\"+1 (415) 555-1212\"],"
@@ -338,13 +328,13 @@ static void test_customer_routes(void **state) {
     assert_string_equal(find_header(&r, "Allow"), "GET, PUT, PATCH, DELETE, HEAD, OPTIONS");
     resp_free(&r);
     expect(&h, "POST", "/healthz", NULL, NULL, 405, NULL);
-    stop(&h);
+    rp_h_stop_ok(&h);
 }
 
 static void test_request_ids(void **state) {
     (void)state;
     rp_h h;
-    start(&h, NULL);
+    rp_h_start_ok(&h, NULL);
     resp r = req_h(&h, "GET", "/healthz", "X-Request-Id: my-req-123\r\n", NULL);
     assert_string_equal(find_header(&r, "X-Request-Id"), "my-req-123");
     resp_free(&r);
@@ -385,13 +375,13 @@ static void test_request_ids(void **state) {
     resp_free(&r);
     free(b.p);
     close(fd);
-    stop(&h);
+    rp_h_stop_ok(&h);
 }
 
 static void test_auth(void **state) {
     (void)state;
     rp_h h;
-    start(&h, "token = route:" TOK_ROUTE "\ntoken = agent:" TOK_AGENT "\ntoken = ingest:" TOK_INGEST
+    rp_h_start_ok(&h, "token = route:" TOK_ROUTE "\ntoken = agent:" TOK_AGENT "\ntoken = ingest:" TOK_INGEST
               "\ntoken = admin:" TOK_ADMIN "\n");
     const char *agent = "Authorization: Bearer " TOK_AGENT "\r\n";
     const char *ingest = "Authorization: Bearer " TOK_INGEST "\r\n";
@@ -418,13 +408,13 @@ static void test_auth(void **state) {
     expect(&h, "GET", "/metrics", route, NULL, 200, "rapport_requests_total");
     expect(&h, "GET", "/healthz", NULL, NULL, 200, "ok");
     expect(&h, "DELETE", "/v1/customers/a1", admin, NULL, 200, "\"forgotten\":true");
-    stop(&h);
+    rp_h_stop_ok(&h);
 }
 
 static void test_limits_and_errors(void **state) {
     (void)state;
     rp_h h;
-    start(&h, "max_request_bytes = 2048\n");
+    rp_h_start_ok(&h, "max_request_bytes = 2048\n");
     char *big = calloc(1, 4096);
     strcpy(big, "{\"name\":\"");
     memset(big + strlen(big), 'x', 3000);
@@ -449,7 +439,7 @@ static void test_limits_and_errors(void **state) {
     expect_has(r.body, "rapport_customers 1\n");
     expect_has(r.body, "rapport_connections_open ");
     resp_free(&r);
-    stop(&h);
+    rp_h_stop_ok(&h);
 }
 
 /* Clients that send a write and vanish: each write still commits once,
@@ -457,7 +447,7 @@ static void test_limits_and_errors(void **state) {
 static void test_vanishing_clients(void **state) {
     (void)state;
     rp_h h;
-    start(&h, "durability = sync\n");
+    rp_h_start_ok(&h, "durability = sync\n");
     expect(&h, "PUT", "/v1/customers/v1", NULL, "{}", 200, NULL);
     long long now = (long long)time(NULL);
     for (int i = 0; i < 40; i++) {
@@ -483,14 +473,14 @@ static void test_vanishing_clients(void **state) {
     }
     assert_int_equal(n, 40);
     expect(&h, "GET", "/healthz", NULL, NULL, 200, NULL);
-    stop(&h);
+    rp_h_stop_ok(&h);
 }
 
 /* NDJSON import: line numbers in errors; strict refuses the batch. */
 static void test_import(void **state) {
     (void)state;
     rp_h h;
-    start(&h, "durability = async\n");
+    rp_h_start_ok(&h, "durability = async\n");
     long long now = (long long)time(NULL);
     char *nd = fmt("{\"type\":\"customer\",\"id\":\"n1\",\"name\":\"N\"}\n"
                    "\n"
@@ -516,7 +506,7 @@ static void test_import(void **state) {
     expect(&h, "POST", "/v1/import?dry=1", NULL, "", 400, "unknown query parameter 'dry'");
     expect(&h, "POST", "/v1/import", NULL, "", 200, "{\"imported\":0,\"skipped\":0,\"errors\":[],\"duplicates\":0}");
     expect(&h, "GET", "/v1/import", NULL, NULL, 405, NULL);
-    stop(&h);
+    rp_h_stop_ok(&h);
 }
 
 /* Export streams NDJSON page by page; importing it into another server and
@@ -524,7 +514,7 @@ static void test_import(void **state) {
 static void test_export_roundtrip(void **state) {
     (void)state;
     rp_h a, b;
-    start(&a, "durability = async\n");
+    rp_h_start_ok(&a, "durability = async\n");
     long long now = (long long)time(NULL);
     msgpack_sbuffer nd;
     msgpack_sbuffer_init(&nd);
@@ -560,7 +550,7 @@ static void test_export_roundtrip(void **state) {
     expect(&a, "GET", "/v1/export?limit=0", NULL, NULL, 400, "limit");
     expect(&a, "GET", "/v1/export?after=x023", NULL, NULL, 200, "\"id\":\"x024\"");
     /* into a second server, and out again */
-    start(&b, "durability = async\n");
+    rp_h_start_ok(&b, "durability = async\n");
     expect(&b, "POST", "/v1/import", NULL, e1.body, 200, "{\"imported\":125,\"skipped\":0,\"errors\":[],\"duplicates\":0}");
     resp e2 = req(&b, "GET", "/v1/export", NULL);
     assert_int_equal(e2.status, 200);
@@ -568,8 +558,8 @@ static void test_export_roundtrip(void **state) {
     assert_memory_equal(e2.body, e1.body, e1.blen);
     resp_free(&e1);
     resp_free(&e2);
-    stop(&b);
-    stop(&a);
+    rp_h_stop_ok(&b);
+    rp_h_stop_ok(&a);
 }
 
 /* A client that stops reading an export and goes away mid-stream: the
@@ -577,7 +567,7 @@ static void test_export_roundtrip(void **state) {
 static void test_export_abandoned(void **state) {
     (void)state;
     rp_h h;
-    start(&h, "durability = async\n");
+    rp_h_start_ok(&h, "durability = async\n");
     long long now = (long long)time(NULL);
     char summary[801];
     memset(summary, 's', 800);
@@ -616,7 +606,7 @@ static void test_export_abandoned(void **state) {
     resp r = req(&h, "GET", "/metrics", NULL);
     expect_has(r.body, "rapport_customers 2000\n");
     resp_free(&r);
-    stop(&h);
+    rp_h_stop_ok(&h);
 }
 
 /* Authentication comes before any body work: an unauthenticated request
@@ -626,7 +616,7 @@ static void test_export_abandoned(void **state) {
 static void test_auth_before_body(void **state) {
     (void)state;
     rp_h h;
-    start(&h, "token = admin:" TOK_ADMIN "\nmax_request_bytes = 2097152\nmax_depth = 16\n");
+    rp_h_start_ok(&h, "token = admin:" TOK_ADMIN "\nmax_request_bytes = 2097152\nmax_depth = 16\n");
     const char *admin = "Authorization: Bearer " TOK_ADMIN "\r\n";
     const char *wrong = "Authorization: Bearer not-a-token-0123456789\r\n";
     /* huge (1.5 MiB) and malformed: an unterminated string */
@@ -663,7 +653,7 @@ static void test_auth_before_body(void **state) {
         resp_free(&r);
     }
     free(huge);
-    stop(&h);
+    rp_h_stop_ok(&h);
 }
 
 int main(void) {

@@ -27,6 +27,7 @@
 #include <strings.h>
 
 #include "e2e/harness.h"
+#include "e2e/serve.h"
 #include "e2e/http.h"
 
 /* Run a shell command, return its stdout (malloc'd, NUL-terminated). */
@@ -116,23 +117,12 @@ static char *raw(const rp_h *h, const char *req) {
     return buf;
 }
 
-static void start(rp_h *h, const char *extra) {
-    if (rp_h_start(h, extra) != 0) fail_msg("rapportd did not start");
-}
-
-static void stop(rp_h *h) {
-    int st = rp_h_stop(h);
-    if (st != 0) rp_h_dump_log(h);
-    assert_int_equal(st, 0);
-    rp_h_cleanup(h);
-}
-
 /* --- 1. libevent's own replies ------------------------------------------------- */
 
 static void test_libevent_replies_json(void **state) {
     (void)state;
     rp_h h;
-    start(&h, "max_request_bytes = 4096\nslow_timeout_ms = 10000\n");
+    rp_h_start_ok(&h, "max_request_bytes = 4096\nslow_timeout_ms = 10000\n");
     /* a body over the limit, sent by curl from a file */
     char path[400];
     snprintf(path, sizeof path, "%s/big.ndjson", h.dir);
@@ -192,7 +182,7 @@ static void test_libevent_replies_json(void **state) {
     hr = rp_http(&h, "PUT", "/v1/customers/ok", NULL, "{\"name\":\"Ok\"}");
     assert_int_equal(hr.status, 200);
     free(hr.text);
-    stop(&h);
+    rp_h_stop_ok(&h);
 }
 
 /* --- 2. OPTIONS and CORS ----------------------------------------------------------- */
@@ -200,7 +190,7 @@ static void test_libevent_replies_json(void **state) {
 static void test_cors(void **state) {
     (void)state;
     rp_h h;
-    start(&h, "cors_origins = https://crm.example.com,https://w.example.com\n"
+    rp_h_start_ok(&h, "cors_origins = https://crm.example.com,https://w.example.com\n"
               "token = admin:admin-token-0123456789\n");
     const char *pre = "curl -s -i --max-time 10 -X OPTIONS -H 'Origin: %s' "
                       "-H 'Access-Control-Request-Method: PUT' "
@@ -243,21 +233,21 @@ static void test_cors(void **state) {
     has(out, "HTTP/1.1 401 ");
     has(out, "Access-Control-Allow-Origin: https://crm.example.com\r\n");
     free(out);
-    stop(&h);
+    rp_h_stop_ok(&h);
     /* "*": any origin, never with credentials; none configured: no headers */
-    start(&h, "cors_origins = *\n");
+    rp_h_start_ok(&h, "cors_origins = *\n");
     out = run(pre, "https://any.example", h.http_addr, "/v1/customers/c1");
     has(out, "HTTP/1.1 204 ");
     has(out, "Access-Control-Allow-Origin: *\r\n");
     lacks(out, "Access-Control-Allow-Credentials");
     free(out);
-    stop(&h);
-    start(&h, NULL);
+    rp_h_stop_ok(&h);
+    rp_h_start_ok(&h, NULL);
     out = run(pre, "https://crm.example.com", h.http_addr, "/v1/customers/c1");
     has(out, "HTTP/1.1 204 ");
     lacks(out, "Access-Control-");
     free(out);
-    stop(&h);
+    rp_h_stop_ok(&h);
 }
 
 /* --- 3. HEAD, ETag and preconditions, the cache-buster --------------------------- */
@@ -265,7 +255,7 @@ static void test_cors(void **state) {
 static void test_head_etag(void **state) {
     (void)state;
     rp_h h;
-    start(&h, "durability = async\n");
+    rp_h_start_ok(&h, "durability = async\n");
     rp_http_resp r = rp_http(&h, "PUT", "/v1/customers/e1", NULL, "{\"name\":\"Eve\"}");
     assert_int_equal(r.status, 200);
     free(r.text);
@@ -334,7 +324,7 @@ static void test_head_etag(void **state) {
     out = run("curl -s -i --max-time 10 'http://%s/v1/customers/e1?x=1'", h.http_addr);
     has(out, "HTTP/1.1 400 ");
     free(out);
-    stop(&h);
+    rp_h_stop_ok(&h);
 }
 
 int main(void) {

@@ -91,9 +91,9 @@ static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ft
     return 0;
 }
 
-static void test_one_at_a_time(void **state) {
-    (void)state;
-    char root[64] = "/tmp/rp_bkapi_XXXXXX";
+/* A store in a fresh directory root (a "/tmp/rp_bkapi_XXXXXX" buffer,
+ * filled in) with an api over it; audit lines go to /dev/null. */
+static void open_api(char root[64], rp_store **s, rp_api **api) {
     assert_non_null(mkdtemp(root));
     rp_config cfg;
     rp_config_defaults(&cfg);
@@ -101,11 +101,17 @@ static void test_one_at_a_time(void **state) {
     cfg.map_initial = 1u << 20;
     cfg.map_max = 64u << 20;
     snprintf(cfg.audit_log, sizeof cfg.audit_log, "/dev/null");
+    rp_errbuf eb = {0};
+    assert_int_equal(rp_store_open(&cfg, s, &eb), RP_OK);
+    assert_int_equal(rp_api_create(*s, api, &eb), RP_OK);
+}
+
+static void test_one_at_a_time(void **state) {
+    (void)state;
+    char root[64] = "/tmp/rp_bkapi_XXXXXX";
     rp_store *s;
     rp_api *api;
-    rp_errbuf eb = {0};
-    assert_int_equal(rp_store_open(&cfg, &s, &eb), RP_OK);
-    assert_int_equal(rp_api_create(s, &api, &eb), RP_OK);
+    open_api(root, &s, &api);
     char d1[128], d2[128], d3[128];
     snprintf(d1, sizeof d1, "%s/b1", root);
     snprintf(d2, sizeof d2, "%s/b2", root);
@@ -165,18 +171,9 @@ static void *destroy_main(void *arg) {
 static void test_destroy_waits_for_backup(void **state) {
     (void)state;
     char root[64] = "/tmp/rp_bkapi_XXXXXX";
-    assert_non_null(mkdtemp(root));
-    rp_config cfg;
-    rp_config_defaults(&cfg);
-    snprintf(cfg.data_dir, sizeof cfg.data_dir, "%s/data", root);
-    cfg.map_initial = 1u << 20;
-    cfg.map_max = 64u << 20;
-    snprintf(cfg.audit_log, sizeof cfg.audit_log, "/dev/null");
     rp_store *s;
     rp_api *api;
-    rp_errbuf eb = {0};
-    assert_int_equal(rp_store_open(&cfg, &s, &eb), RP_OK);
-    assert_int_equal(rp_api_create(s, &api, &eb), RP_OK);
+    open_api(root, &s, &api);
     char d1[128];
     snprintf(d1, sizeof d1, "%s/b1", root);
     reply r1;
