@@ -356,19 +356,27 @@ static rp_err merge_history(rp_store *s, MDB_txn *txn, rp_str fid, rp_str iid, u
     return rc;
 }
 
+/* Record alias -> canon: aliases[alias] = canon, alias_rev[canon] += alias
+ * (an existing pair is fine): for a merge and for an imported alias. */
+static rp_err alias_record(rp_store *s, MDB_txn *txn, rp_str alias, rp_str canon, rp_errbuf *eb) {
+    MDB_val ak = rp_si_mval(alias.p, alias.n), cv = rp_si_mval(canon.p, canon.n);
+    int mrc = mdb_put(txn, s->dbi[RP_DB_ALIASES], &ak, &cv, 0);
+    if (mrc == 0) {
+        MDB_val ck = rp_si_mval(canon.p, canon.n), av = rp_si_mval(alias.p, alias.n);
+        mrc = mdb_put(txn, s->dbi[RP_DB_ALIAS_REV], &ck, &av, MDB_NODUPDATA);
+        if (mrc == MDB_KEYEXIST) mrc = 0;
+    }
+    return mrc ? rp_si_mdb(eb, mrc, "recording the alias") : RP_OK;
+}
+
 /* Delete fid's record and make it an alias of iid, re-pointing the aliases
  * that pointed at fid. */
 static rp_err merge_alias(rp_store *s, MDB_txn *txn, rp_str fid, rp_str iid, rp_errbuf *eb) {
-    MDB_val fk = rp_si_mval(fid.p, fid.n), iv = rp_si_mval(iid.p, iid.n);
+    MDB_val fk = rp_si_mval(fid.p, fid.n);
     int mrc = mdb_del(txn, s->dbi[RP_DB_CUSTOMERS], &fk, NULL);
-    if (mrc == 0) mrc = mdb_put(txn, s->dbi[RP_DB_ALIASES], &fk, &iv, 0);
-    if (mrc == 0) {
-        MDB_val ik = rp_si_mval(iid.p, iid.n), fv = rp_si_mval(fid.p, fid.n);
-        mrc = mdb_put(txn, s->dbi[RP_DB_ALIAS_REV], &ik, &fv, MDB_NODUPDATA);
-        if (mrc == MDB_KEYEXIST) mrc = 0;
-    }
     if (mrc) return rp_si_mdb(eb, mrc, "recording the alias");
-    return drain_aliases(s, txn, fid, &iid, eb);
+    rp_err rc = alias_record(s, txn, fid, iid, eb);
+    return rc == RP_OK ? drain_aliases(s, txn, fid, &iid, eb) : rc;
 }
 
 /* The order: every failing decision first (merge_plan, no writes); then
@@ -436,14 +444,7 @@ rp_err rp_store_wput_alias(rp_store *s, MDB_txn *txn, rp_str alias_id, rp_str su
     }
     if (mrc != MDB_NOTFOUND) return rp_si_mdb(eb, mrc, "reading an alias");
     assert(!rp_str_eq(alias_id, cid)); /* cid is a customer, alias_id is not */
-    MDB_val cv = rp_si_mval(cid.p, cid.n);
-    mrc = mdb_put(txn, s->dbi[RP_DB_ALIASES], &ak, &cv, 0);
-    if (mrc == 0) {
-        MDB_val ck = rp_si_mval(cid.p, cid.n), av = rp_si_mval(alias_id.p, alias_id.n);
-        mrc = mdb_put(txn, s->dbi[RP_DB_ALIAS_REV], &ck, &av, MDB_NODUPDATA);
-        if (mrc == MDB_KEYEXIST) mrc = 0;
-    }
-    return mrc ? rp_si_mdb(eb, mrc, "recording the alias") : RP_OK;
+    return alias_record(s, txn, alias_id, cid, eb);
 }
 
 rp_err rp_store_wforget(rp_store *s, MDB_txn *txn, rp_str id, rp_store_id *canon_out, rp_errbuf *eb) {
