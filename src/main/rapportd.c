@@ -51,6 +51,8 @@ static void usage(FILE *f) {
             "  --http HOST:PORT        HTTP/JSON address; \"\" turns HTTP off (default 127.0.0.1:8080)\n"
             "  --config FILE           read `key = value` settings (before the other flags)\n"
             "  --durability sync|async acknowledged writes are on disk (sync) or committed (async)\n"
+            "  --cluster nats://H:P,..  cluster mode: writes go through a NATS JetStream log\n"
+            "                          (cluster_urls; see proto/CLUSTER.md)\n"
             "  --set KEY=VALUE         any setting, e.g. --set threads=4 --set token=admin:SECRET\n"
             "  --KEY VALUE             the same, for any setting name\n"
             "  --verbose               log debug lines too\n"
@@ -96,6 +98,7 @@ static rp_err load_settings(int argc, char **argv, rp_config *cfg, rp_errbuf *eb
         else if (i + 1 < argc) value = argv[++i];
         else return rp_errf(eb, RP_BAD_REQUEST, "%s needs a value", a);
         if (strcmp(key, "config") == 0) continue; /* already read */
+        if (strcmp(key, "cluster") == 0) memcpy(key, "cluster_urls", sizeof "cluster_urls");
         if (strcmp(key, "set") == 0) {
             const char *veq = strchr(value, '=');
             if (veq == NULL || veq == value || (size_t)(veq - value) >= sizeof key)
