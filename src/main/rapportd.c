@@ -28,6 +28,7 @@
 #include <event2/event.h>
 
 #include "api/api.h"
+#include "cluster/cluster.h"
 #include "core/config.h"
 #include "core/error.h"
 #include "core/version.h"
@@ -280,6 +281,7 @@ int main(int argc, char **argv) {
     rp_store *store = NULL;
     rp_api *api = NULL;
     rp_server *srv = NULL;
+    rp_cluster *cluster = NULL;
     char m[RP_ERRMSG_MAX + 8];
     if (rp_store_open(&cfg, &store, &eb) != RP_OK) {
         rp_log(RP_LOG_ERROR, "store_open_failed", "code=%s error=%s", rp_err_code(eb.code),
@@ -290,6 +292,18 @@ int main(int argc, char **argv) {
         rp_log(RP_LOG_ERROR, "api_failed", "code=%s error=%s", rp_err_code(eb.code),
                rp_log_quote(m, sizeof m, rp_errbuf_msg(&eb)));
         goto out;
+    }
+    if (cfg.cluster_urls[0] != '\0') {
+        /* cluster mode: the log must hold what this store needs next
+         * before anything is served (proto/CLUSTER.md "Seeding") */
+        if (rp_cluster_open(&cfg, store, &cluster, &eb) != RP_OK ||
+            rp_api_cluster_start(api, cluster, &eb) != RP_OK) {
+            rp_log(RP_LOG_ERROR, "cluster_refused", "code=%s error=%s", rp_err_code(eb.code),
+                   rp_log_quote(m, sizeof m, rp_errbuf_msg(&eb)));
+            fprintf(stderr, "rapportd: %s\n", rp_errbuf_msg(&eb));
+            goto out;
+        }
+        rp_log(RP_LOG_INFO, "cluster", "urls=%s stream=%s", cfg.cluster_urls, cfg.cluster_stream);
     }
     if (rp_server_start(&cfg, api, &srv, &eb) != RP_OK) {
         rp_log(RP_LOG_ERROR, "listen_failed", "code=%s error=%s", rp_err_code(eb.code),
@@ -322,6 +336,7 @@ int main(int argc, char **argv) {
            (unsigned long long)atomic_load(&ns->bad_frames));
     status = 0;
 out:
+    rp_cluster_stop(cluster); /* answers the writes still waiting, before the server goes */
     rp_server_stop(srv);
     rp_api_destroy(api);
     rp_store_close(store);

@@ -447,9 +447,25 @@ static void run_api(rp_http *h, const http_in *in, http_conn *conn, rp_role role
 /* Serve a matched, authenticated route. */
 static void serve(rp_http *h, const http_in *in, http_conn *conn, rp_role role, const http_match *m) {
     switch (m->serve) {
-    case HTTP_SERVE_HEALTH:
-        rp_http_send_body(in->req, in->reqid, 200, "application/json", "{\"status\":\"ok\"}", 15);
+    case HTTP_SERVE_HEALTH: {
+        rp_cluster *cl = rp_api_cluster(h->api);
+        if (cl == NULL) {
+            rp_http_send_body(in->req, in->reqid, 200, "application/json", "{\"status\":\"ok\"}", 15);
+            return;
+        }
+        /* cluster mode: 200 only when connected, applying and within max_lag */
+        rp_cluster_stats cs;
+        rp_cluster_get_stats(cl, &cs);
+        char body[256];
+        int n = snprintf(body, sizeof body,
+                         "{\"status\":\"%s\",\"connected\":%s,\"halted\":%s,\"applied_seq\":%" PRIu64
+                         ",\"lag\":%" PRIu64 "}",
+                         cs.healthy ? "ok" : "unavailable", cs.connected ? "true" : "false",
+                         cs.halted ? "true" : "false", cs.applied_seq, cs.lag);
+        rp_http_send_body(in->req, in->reqid, cs.healthy ? 200 : 503, "application/json", body,
+                          n > 0 && (size_t)n < sizeof body ? (size_t)n : 0);
         return;
+    }
     case HTTP_SERVE_METRICS: rp_http_serve_metrics(h, in->req, in->reqid); return;
     case HTTP_SERVE_OPENAPI: rp_http_serve_openapi(in->req, in->reqid); return;
     case HTTP_SERVE_CARD: rp_http_serve_card(h, in, role); return;
