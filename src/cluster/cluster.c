@@ -160,6 +160,34 @@ static void waiter_fail(rp_cluster *cl, uint64_t ticket, const char *why) {
     w->done(w, &res, false);
 }
 
+/* Answer UNAVAILABLE every acknowledged write whose apply here is overdue
+ * (apply thread, now and then). */
+static void waiters_expire(rp_cluster *cl) {
+    int64_t now = mono_ns();
+    for (size_t b = 0; b < CL_WAIT_BUCKETS; b++) {
+        for (;;) {
+            rp_cluster_wait *w = NULL;
+            pthread_mutex_lock(&cl->mu);
+            for (rp_cluster_wait **pp = &cl->waiters[b]; *pp; pp = &(*pp)->next)
+                if ((*pp)->apply_deadline_ns != 0 && (*pp)->apply_deadline_ns < now) {
+                    w = *pp;
+                    *pp = w->next;
+                    w->next = NULL;
+                    break;
+                }
+            pthread_mutex_unlock(&cl->mu);
+            if (w == NULL) break;
+            rp_cluster_result res = {.rc = RP_UNAVAILABLE};
+            msgpack_sbuffer_init(&res.reply);
+            rp_errf(&res.eb, RP_UNAVAILABLE,
+                    "the write is in the log (sequence %" PRIu64 ") but was not applied on this node within "
+                    "%u ms; it will be: read it later, or retry with the same idempotency key",
+                    w->seq, cl->cfg.cluster_write_timeout_ms);
+            w->done(w, &res, false);
+        }
+    }
+}
+
 /* --- connection ------------------------------------------------------------------- */
 
 static void on_disconnected(natsConnection *nc, void *arg) {
@@ -553,8 +581,19 @@ static void publish_one(rp_cluster *cl, pub_item *it) {
                 pthread_mutex_lock(&cl->mu);
                 hist_add(&cl->h_publish, (uint64_t)(mono_ns() - it->t0_ns));
                 pthread_mutex_unlock(&cl->mu);
-                if (dup) publish_duplicate(cl, it, seq);
-                return; /* the apply answers the waiter */
+                if (dup) {
+                    publish_duplicate(cl, it, seq);
+                    return;
+                }
+                /* the apply answers the waiter; bound that wait */
+                pthread_mutex_lock(&cl->mu);
+                for (rp_cluster_wait *w = cl->waiters[it->ticket % CL_WAIT_BUCKETS]; w; w = w->next)
+                    if (w->ticket == it->ticket) {
+                        w->seq = seq;
+                        w->apply_deadline_ns = mono_ns() + (int64_t)cl->cfg.cluster_write_timeout_ms * 1000000;
+                    }
+                pthread_mutex_unlock(&cl->mu);
+                return;
             }
             const char *last = nats_GetLastError(NULL);
             snprintf(why, sizeof why, "publishing to the log: %s", last ? last : natsStatus_GetText(s));
@@ -748,7 +787,8 @@ static void *apply_main(void *arg) {
     rp_cluster *cl = arg;
     natsSubscription *sub = NULL;
     entry *es = calloc(CL_BATCH_MAX, sizeof *es);
-    int64_t last_info = 0, wait_ms = CL_BACKOFF_MIN_MS;
+    int64_t last_info = 0, last_progress = mono_ns(), last_expire = 0, wait_ms = CL_BACKOFF_MIN_MS;
+    uint64_t sub_reconnects = 0;
     bool halted = false;
     if (es == NULL) {
         fprintf(stderr, "ts=- level=error event=cluster_apply_halted node=%s reason=out_of_memory\n", cl->node);
@@ -773,16 +813,40 @@ static void *apply_main(void *arg) {
                 continue;
             }
             wait_ms = CL_BACKOFF_MIN_MS;
+            sub_reconnects = atomic_load(&cl->n_reconnects);
+            last_progress = mono_ns();
         }
         natsMsg *m = NULL;
         natsStatus s = natsSubscription_NextMsg(&m, sub, 200);
+        int64_t now = mono_ns();
+        if (now - last_expire > 100000000LL) {
+            waiters_expire(cl);
+            last_expire = now;
+        }
         if (s == NATS_TIMEOUT) {
-            if (mono_ns() - last_info > 1000000000LL) {
+            if (now - last_info > 1000000000LL) {
                 refresh_stream(cl);
-                last_info = mono_ns();
+                last_info = now;
+            }
+            /* The ordered consumer lives on the NATS servers (memory, one
+             * replica): after they all restarted, or a reconnect, it may be
+             * gone without libnats noticing. Behind the stream with nothing
+             * arriving for 2 s, or reconnected since it was made: make it
+             * again from applied + 1. */
+            bool behind = atomic_load(&cl->stream_seq) > atomic_load(&cl->applied_seq);
+            if ((behind && now - last_progress > 2000000000LL) ||
+                atomic_load(&cl->n_reconnects) != sub_reconnects) {
+                if (atomic_load(&cl->connected)) {
+                    fprintf(stderr, "ts=- level=info event=cluster_resubscribe node=%s from=%" PRIu64 "\n", cl->node,
+                            atomic_load(&cl->applied_seq) + 1);
+                    natsSubscription_Unsubscribe(sub); /* an ephemeral consumer: gone with it */
+                    natsSubscription_Destroy(sub);
+                    sub = NULL;
+                }
             }
             continue;
         }
+        last_progress = now;
         if (s != NATS_OK) {
             fprintf(stderr, "ts=- level=warn event=cluster_consumer_lost node=%s error=\"%s\" action=resubscribe\n",
                     cl->node, natsStatus_GetText(s));

@@ -75,6 +75,9 @@ typedef struct rp_cluster_wait rp_cluster_wait;
 /* Called exactly once per accepted rp_cluster_publish. res is the apply's
  * result (valid during the call only), or an RP_UNAVAILABLE result when
  * the entry could not be published by the deadline (eb says why).
+ * An entry acknowledged but not applied here within cluster_write_timeout_ms
+ * (apply halted, or the consumer is being re-created) is answered
+ * RP_UNAVAILABLE too: it is in the log and will be applied.
  * duplicate: the stream already held an entry with this Nats-Msg-Id,
  * published by an earlier request (an idempotency key sent again within
  * the duplicates window); it is applied (this node's applied sequence
@@ -89,6 +92,8 @@ struct rp_cluster_wait {
     rp_cluster_done_fn done;
     /* private to the module */
     uint64_t ticket;
+    uint64_t seq;             /* the entry's sequence once acknowledged, else 0 */
+    int64_t apply_deadline_ns; /* once acknowledged: answer UNAVAILABLE if not applied by then */
     rp_cluster_wait *next;
 };
 
