@@ -559,7 +559,7 @@ static void publish_duplicate(rp_cluster *cl, pub_item *it, uint64_t seq) {
 /* Publish it until acknowledged or its deadline. */
 static void publish_one(rp_cluster *cl, pub_item *it) {
     int64_t wait_ms = CL_BACKOFF_MIN_MS;
-    char why[RP_ERRMSG_MAX] = "NATS is unreachable or the stream has no leader";
+    char why[128] = "NATS is unreachable or the stream has no leader";
     for (;;) {
         int64_t now = mono_ns();
         if (now >= it->deadline_ns) break;
@@ -613,7 +613,7 @@ static void publish_one(rp_cluster *cl, pub_item *it) {
         wait_ms = wait_ms * 2 > CL_BACKOFF_MAX_MS ? CL_BACKOFF_MAX_MS : wait_ms * 2;
     }
     atomic_fetch_add(&cl->n_failed, 1);
-    char msg[RP_ERRMSG_MAX];
+    char msg[sizeof why + 128];
     snprintf(msg, sizeof msg, "the write did not reach the log within %u ms (%s); retry, with an idempotency key",
              cl->cfg.cluster_write_timeout_ms, why);
     waiter_fail(cl, it->ticket, msg);
@@ -984,4 +984,6 @@ void rp_cluster_stop(rp_cluster *cl) {
         free(it);
     }
     cluster_free(cl);
+    /* the library's own threads and memory (one cluster per process) */
+    nats_CloseAndWait(2000);
 }
