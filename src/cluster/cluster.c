@@ -276,6 +276,7 @@ static pthread_once_t nats_once = PTHREAD_ONCE_INIT;
 static natsStatus nats_open_status;
 static void nats_open_once(void) { nats_open_status = nats_Open(-1); }
 
+/* Free cl and end libnats (the threads that may still call back into cl). */
 static void cluster_free(rp_cluster *cl) {
     if (cl->nc) {
         natsConnection_Close(cl->nc);
@@ -283,6 +284,10 @@ static void cluster_free(rp_cluster *cl) {
     }
     if (cl->js) jsCtx_Destroy(cl->js);
     if (cl->opts) natsOptions_Destroy(cl->opts);
+    /* The connection's callbacks (closure: cl) run on the library's own
+     * thread, after Close returned: wait for its threads to end before cl
+     * goes. This ends the library for the process (one cluster a process). */
+    nats_CloseAndWait(2000);
     pthread_mutex_destroy(&cl->mu);
     pthread_cond_destroy(&cl->pub_cv);
     pthread_cond_destroy(&cl->applied_cv);
@@ -984,6 +989,4 @@ void rp_cluster_stop(rp_cluster *cl) {
         free(it);
     }
     cluster_free(cl);
-    /* the library's own threads and memory (one cluster per process) */
-    nats_CloseAndWait(2000);
 }

@@ -121,7 +121,8 @@ typedef struct rp_cluster_stats {
  * duplicates window and retention of the settings; an existing stream is
  * used as it is, never deleted or re-created), and check that the stream
  * still holds the store's applied sequence + 1 (or is exactly at it).
- * Nothing is applied yet: rp_cluster_start does that.
+ * Nothing is applied yet: rp_cluster_start does that. One cluster per
+ * process: rp_cluster_stop (and a failed open) ends libnats for good.
  *   cfg: copied; store: not owned, must outlive the cluster.
  * Returns RP_OK and *out (free with rp_cluster_stop), RP_UNAVAILABLE (NATS
  * unreachable within cluster_write_timeout_ms, or the stream cannot be
