@@ -17,6 +17,16 @@
  *     resumes from the copy's sequence, catches up and converges; a fresh
  *     node on a stream whose first entries are gone (retention by bytes)
  *     refuses to start and says how to re-seed.
+ *   - test_fault_rounds: one writer thread per node puts new customers
+ *     (an idempotency key each, retried with it until acknowledged, over a
+ *     new connection when the node is gone) while a reader reads node a;
+ *     rounds of kill -9: a nats-server each round (each in turn, so the
+ *     stream leader and the one a node is connected to are among them)
+ *     and rapportd b once, each restarted after the writers made progress
+ *     (or 30 s); afterwards every acknowledged customer is on both nodes
+ *     at version 1 (applied exactly once), the exports are identical, and
+ *     the reader saw no error. RAPPORT_CLUSTER_ROUNDS sets the rounds
+ *     (default 2; tools/cluster-faults runs more).
  *   - test_nats_down: every nats-server stopped: both nodes report
  *     disconnected (/healthz 503), reads go on, a write answers
  *     UNAVAILABLE after cluster_write_timeout_ms and is applied nowhere;
@@ -27,6 +37,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -311,6 +323,177 @@ static void test_seed_and_refuse(void **state) {
     node_stop(b);
 }
 
+
+/* --- fault rounds ------------------------------------------------------------------- */
+
+#define FAULT_MAX_ACKS 200000
+
+typedef struct writer_arg {
+    const rp_h *h;
+    int id;
+    atomic_int *stop;
+    atomic_int acked;       /* customers acknowledged: w<id>-0 .. w<id>-(acked-1) */
+    atomic_llong last_ack;  /* rp_h_now_ms of the last acknowledgement */
+    atomic_llong max_gap;   /* longest time between two acknowledgements (ms; reset by the test) */
+    char err[512];          /* the first unexpected error */
+} writer_arg;
+
+/* Put w<id>-<n> for n = 0, 1, ...: each retried with its key until
+ * acknowledged (a node gone: reconnect to the same address). */
+static void *writer_main(void *p) {
+    writer_arg *w = p;
+    rp_client *c = NULL;
+    char js[256];
+    for (int n = 0; n < FAULT_MAX_ACKS && !atomic_load(w->stop);) {
+        if (c == NULL) {
+            rp_errbuf eb = {0};
+            if (rp_client_connect(w->h->addr, 10000, &c, &eb) != RP_OK) {
+                c = NULL;
+                rp_h_sleep_ms(50); /* the node is restarting: back off */
+                continue;
+            }
+        }
+        snprintf(js, sizeof js, "{\"idempotency_key\":\"fault-%d-%d\",\"id\":\"w%d-%d\",\"customer\":{\"name\":\"W %d\"}}",
+                 w->id, n, w->id, n, n);
+        rp_errbuf eb = {0};
+        msgpack_object res;
+        rp_err rc = jcall(c, "customer.put", js, &res, &eb);
+        if (rc == RP_OK) {
+            if (mp_u64(mp_get(&res, "version")) != 1 && w->err[0] == '\0')
+                snprintf(w->err, sizeof w->err, "w%d-%d: version %llu", w->id, n,
+                         (unsigned long long)mp_u64(mp_get(&res, "version")));
+            n++;
+            long long now = rp_h_now_ms(), prev = atomic_load(&w->last_ack);
+            if (prev > 0 && now - prev > atomic_load(&w->max_gap)) atomic_store(&w->max_gap, now - prev);
+            atomic_store(&w->acked, n);
+            atomic_store(&w->last_ack, now);
+        } else if (rc != RP_UNAVAILABLE) {
+            if (w->err[0] == '\0') snprintf(w->err, sizeof w->err, "w%d-%d: %s: %s", w->id, n, rp_err_code(rc), eb.msg);
+            break;
+        }
+        if (c && rp_client_broken(c)) {
+            rp_client_close(c);
+            c = NULL;
+        }
+    }
+    if (c) rp_client_close(c);
+    return NULL;
+}
+
+typedef struct reader_arg {
+    const rp_h *h;
+    atomic_int *stop;
+    atomic_long reads, errors;
+} reader_arg;
+
+static void *reader_main(void *p) {
+    reader_arg *r = p;
+    rp_client *c = rp_h_connect(r->h);
+    while (c && !atomic_load(r->stop)) {
+        rp_errbuf eb = {0};
+        rp_err rc = jcall(c, "customer.get", "{\"id\":\"base\"}", NULL, &eb);
+        atomic_fetch_add(rc == RP_OK ? &r->reads : &r->errors, 1);
+    }
+    if (c == NULL) atomic_fetch_add(&r->errors, 1);
+    if (c) rp_client_close(c);
+    return NULL;
+}
+
+/* Wait until both writers acknowledged `more` writes after now (progress
+ * through the fault), or timeout_ms. Returns ms until the first writer's
+ * first acknowledgement after `since` (the write unavailability). */
+static long long wait_progress(writer_arg *w, int nw, int more, long long since, int timeout_ms) {
+    int base[4];
+    for (int i = 0; i < nw; i++) base[i] = atomic_load(&w[i].acked);
+    long long deadline = rp_h_now_ms() + timeout_ms, first = -1;
+    for (;;) {
+        bool all = true;
+        for (int i = 0; i < nw; i++) {
+            if (atomic_load(&w[i].acked) < base[i] + more) all = false;
+            long long la = atomic_load(&w[i].last_ack);
+            if (la > since && (first < 0 || la < first)) first = la;
+        }
+        if (all || rp_h_now_ms() > deadline) return first < 0 ? -1 : first - since;
+        rp_h_sleep_ms(10);
+    }
+}
+
+static void test_fault_rounds(void **state) {
+    nodes *n = *state;
+    rp_h *a = &n->h[0], *b = &n->h[1];
+    node_start(a, "FAULT", "a", NULL);
+    node_start(b, "FAULT", "b", NULL);
+    rp_client *c[2] = {rp_h_connect(a), rp_h_connect(b)};
+    assert_non_null(c[0]);
+    assert_non_null(c[1]);
+    ok_call(c[0], "customer.put", "{\"id\":\"base\",\"customer\":{\"name\":\"Base\"}}");
+    assert_int_equal(wait_caught_up(c, 2, 1), 1);
+    rp_client_close(c[1]);
+    c[1] = NULL;
+
+    const char *env = getenv("RAPPORT_CLUSTER_ROUNDS");
+    int rounds = env && atoi(env) > 0 ? atoi(env) : 2;
+    atomic_int stop = 0;
+    writer_arg w[2] = {{.h = a, .id = 0, .stop = &stop}, {.h = b, .id = 1, .stop = &stop}};
+    reader_arg r = {.h = a, .stop = &stop};
+    pthread_t tw[2], tr;
+    for (int i = 0; i < 2; i++) assert_int_equal(pthread_create(&tw[i], NULL, writer_main, &w[i]), 0);
+    assert_int_equal(pthread_create(&tr, NULL, reader_main, &r), 0);
+    wait_progress(w, 2, 50, rp_h_now_ms(), 30000);
+
+    for (int round = 0; round < rounds; round++) {
+        int victim = round % g_nats.n;
+        long long t0 = rp_h_now_ms();
+        for (int i = 0; i < 2; i++) atomic_store(&w[i].max_gap, 0);
+        rp_nats_kill9(&g_nats, victim);
+        wait_progress(w, 2, 50, t0, 30000);
+        assert_int_equal(rp_nats_restart(&g_nats, victim), 0);
+        fprintf(stderr, "test_cluster: round %d: kill -9 nats-server n%d: longest wait between acknowledged writes "
+                "a %lld ms, b %lld ms\n", round, victim + 1, (long long)atomic_load(&w[0].max_gap),
+                (long long)atomic_load(&w[1].max_gap));
+        long long unavail;
+        if (round == 0) { /* and a rapportd */
+            t0 = rp_h_now_ms();
+            rp_h_kill9(b);
+            wait_progress(w, 1, 50, t0, 30000); /* a's writer goes on */
+            assert_int_equal(rp_h_restart(b), 0);
+            unavail = wait_progress(&w[1], 1, 20, t0, 30000);
+            fprintf(stderr, "test_cluster: round %d: kill -9 rapportd b: its writer acknowledged again %lld ms after\n",
+                    round, unavail);
+        }
+        wait_progress(w, 2, 20, rp_h_now_ms(), 30000);
+    }
+    atomic_store(&stop, 1);
+    for (int i = 0; i < 2; i++) pthread_join(tw[i], NULL);
+    pthread_join(tr, NULL);
+    for (int i = 0; i < 2; i++) {
+        if (w[i].err[0]) fail_msg("writer %d: %s", i, w[i].err);
+        assert_true(atomic_load(&w[i].acked) > 50);
+    }
+    fprintf(stderr, "test_cluster: fault rounds: %d + %d writes acknowledged, %ld reads on a, %ld read errors\n",
+            atomic_load(&w[0].acked), atomic_load(&w[1].acked), (long)atomic_load(&r.reads),
+            (long)atomic_load(&r.errors));
+    assert_int_equal(atomic_load(&r.errors), 0);
+    assert_true(atomic_load(&r.reads) > 0);
+
+    c[1] = rp_h_connect(b);
+    assert_non_null(c[1]);
+    wait_caught_up(c, 2, 1);
+    char js[64];
+    for (int i = 0; i < 2; i++)
+        for (int k = 0; k < atomic_load(&w[i].acked); k++)
+            for (int node = 0; node < 2; node++) {
+                snprintf(js, sizeof js, "{\"id\":\"w%d-%d\"}", i, k);
+                msgpack_object res = ok_call(c[node], "customer.get", js);
+                assert_int_equal(mp_u64(mp_get(&res, "version")), 1); /* applied exactly once */
+            }
+    expect_same_export(a, b, 100);
+    rp_client_close(c[0]);
+    rp_client_close(c[1]);
+    node_stop(a);
+    node_stop(b);
+}
+
 static void test_nats_down(void **state) {
     nodes *n = *state;
     rp_h *a = &n->h[0], *b = &n->h[1];
@@ -383,6 +566,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_converge, nodes_setup, nodes_teardown),
         cmocka_unit_test_setup_teardown(test_seed_and_refuse, nodes_setup, nodes_teardown),
+        cmocka_unit_test_setup_teardown(test_fault_rounds, nodes_setup, nodes_teardown),
         cmocka_unit_test_setup_teardown(test_nats_down, nodes_setup, nodes_teardown), /* last: stops NATS */
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
