@@ -453,16 +453,21 @@ static void serve(rp_http *h, const http_in *in, http_conn *conn, rp_role role, 
             rp_http_send_body(in->req, in->reqid, 200, "application/json", "{\"status\":\"ok\"}", 15);
             return;
         }
-        /* cluster mode: 200 only when connected, applying and within max_lag */
+        /* cluster mode: 200 only when connected, applying and within max_lag
+         * (proto/CLUSTER.md), so that a balancer sends requests elsewhere */
         rp_cluster_stats cs;
         rp_cluster_get_stats(cl, &cs);
         char body[256];
-        int n = snprintf(body, sizeof body,
-                         "{\"status\":\"%s\",\"connected\":%s,\"halted\":%s,\"applied_seq\":%" PRIu64
-                         ",\"lag\":%" PRIu64 "}",
-                         cs.healthy ? "ok" : "unavailable", cs.connected ? "true" : "false",
-                         cs.halted ? "true" : "false", cs.applied_seq, cs.lag);
-        rp_http_send_body(in->req, in->reqid, cs.healthy ? 200 : 503, "application/json", body,
+        if (!cs.healthy) {
+            snprintf(body, sizeof body, "cluster node %s: %s (applied %" PRIu64 ", lag %" PRIu64 ")",
+                     cs.node_id, !cs.connected ? "not connected to NATS" : cs.halted ? "apply halted" : "behind",
+                     cs.applied_seq, cs.lag);
+            rp_http_send_error(in->req, in->reqid, RP_UNAVAILABLE, body);
+            return;
+        }
+        int n = snprintf(body, sizeof body, "{\"status\":\"ok\",\"applied_seq\":%" PRIu64 ",\"lag\":%" PRIu64 "}",
+                         cs.applied_seq, cs.lag);
+        rp_http_send_body(in->req, in->reqid, 200, "application/json", body,
                           n > 0 && (size_t)n < sizeof body ? (size_t)n : 0);
         return;
     }
