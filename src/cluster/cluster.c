@@ -22,6 +22,7 @@
 #include <inttypes.h>
 #include <nats/nats.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,6 +133,31 @@ static rp_err nats_fail(rp_errbuf *eb, rp_err rc, const char *what, natsStatus s
     return rp_errf(eb, rc, "%s: %s", what, last ? last : natsStatus_GetText(s));
 }
 
+/* One log line on stderr in rapportd's form (net/log.h is a layer above):
+ * "ts=<RFC 3339 UTC, ms> level=<level> event=<event> <fmt...>", one write(2). */
+static void cl_log(const char *level, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void cl_log(const char *level, const char *event, const char *fmt, ...) {
+    char line[1024];
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    int n = snprintf(line, sizeof line, "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s event=%s ",
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ts.tv_nsec / 1000000, level, event);
+    if (n < 0 || (size_t)n >= sizeof line) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+    va_end(ap);
+    size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
+    if (len > sizeof line - 2) len = sizeof line - 2;
+    line[len++] = '\n';
+    ssize_t w = write(STDERR_FILENO, line, len);
+    (void)w;
+}
+
 /* --- waiters ------------------------------------------------------------------------ */
 
 /* Remove and return the waiter of ticket, or NULL. Called with mu held. */
@@ -194,7 +220,7 @@ static void on_disconnected(natsConnection *nc, void *arg) {
     (void)nc;
     rp_cluster *cl = arg;
     atomic_store(&cl->connected, false);
-    fprintf(stderr, "ts=- level=warn event=cluster_disconnected node=%s\n", cl->node);
+    cl_log("warn", "cluster_disconnected", "node=%s", cl->node);
 }
 
 static void on_reconnected(natsConnection *nc, void *arg) {
@@ -202,7 +228,7 @@ static void on_reconnected(natsConnection *nc, void *arg) {
     rp_cluster *cl = arg;
     atomic_store(&cl->connected, true);
     atomic_fetch_add(&cl->n_reconnects, 1);
-    fprintf(stderr, "ts=- level=info event=cluster_reconnected node=%s\n", cl->node);
+    cl_log("info", "cluster_reconnected", "node=%s", cl->node);
 }
 
 static void on_closed(natsConnection *nc, void *arg) {
@@ -260,7 +286,7 @@ static rp_err ensure_stream(rp_cluster *cl, uint64_t *first, uint64_t *last, rp_
         jerr = 0;
         s = js_AddStream(&si, cl->js, &sc, NULL, &jerr);
         if (s == NATS_OK)
-            fprintf(stderr, "ts=- level=info event=cluster_stream_created stream=%s replicas=%u\n",
+            cl_log("info", "cluster_stream_created", "stream=%s replicas=%u",
                     cl->cfg.cluster_stream, cl->cfg.cluster_replicas);
         else if (jerr == JSStreamNameExistErr) /* another node made it first */
             s = js_GetStreamInfo(&si, cl->js, cl->cfg.cluster_stream, NULL, &jerr);
@@ -383,9 +409,9 @@ rp_err rp_cluster_open(const rp_config *cfg, rp_store *store, rp_cluster **out, 
                      applied, cfg->cluster_stream, first);
         goto fail;
     }
-    fprintf(stderr,
-            "ts=- level=info event=cluster_open node=%s stream=%s applied=%" PRIu64 " first=%" PRIu64
-            " last=%" PRIu64 "\n",
+    cl_log("info", "cluster_open",
+            "node=%s stream=%s applied=%" PRIu64 " first=%" PRIu64
+            " last=%" PRIu64 "",
             cl->node, cfg->cluster_stream, applied, first, last);
     *out = cl;
     return RP_OK;
@@ -737,14 +763,14 @@ static bool batch_apply(rp_cluster *cl, batch *b) {
             return true;
         }
         if (rc == RP_INTERNAL && strncmp(eb.msg, "log hole", 8) == 0) {
-            fprintf(stderr, "ts=- level=error event=cluster_apply_halted node=%s reason=\"%s\"\n", cl->node,
+            cl_log("error", "cluster_apply_halted", "node=%s reason=\"%s\"", cl->node,
                     eb.msg);
             return false;
         }
         atomic_store(&cl->halted, true);
-        fprintf(stderr,
-                "ts=- level=error event=cluster_apply_failed node=%s seq=%" PRIu64 " code=%s error=\"%s\" "
-                "action=retry\n",
+        cl_log("error", "cluster_apply_failed",
+                "node=%s seq=%" PRIu64 " code=%s error=\"%s\" "
+                "action=retry",
                 cl->node, b->e[0].seq, rp_err_code(rc), rp_errbuf_msg(&eb));
         pthread_mutex_lock(&cl->mu);
         backoff_wait(cl, &cl->applied_cv, wait_ms);
@@ -796,7 +822,7 @@ static void *apply_main(void *arg) {
     uint64_t sub_reconnects = 0;
     bool halted = false;
     if (es == NULL) {
-        fprintf(stderr, "ts=- level=error event=cluster_apply_halted node=%s reason=out_of_memory\n", cl->node);
+        cl_log("error", "cluster_apply_halted", "node=%s reason=out_of_memory", cl->node);
         atomic_store(&cl->halted, true);
         return NULL;
     }
@@ -842,7 +868,7 @@ static void *apply_main(void *arg) {
             if ((behind && now - last_progress > 2000000000LL) ||
                 atomic_load(&cl->n_reconnects) != sub_reconnects) {
                 if (atomic_load(&cl->connected)) {
-                    fprintf(stderr, "ts=- level=info event=cluster_resubscribe node=%s from=%" PRIu64 "\n", cl->node,
+                    cl_log("info", "cluster_resubscribe", "node=%s from=%" PRIu64 "", cl->node,
                             atomic_load(&cl->applied_seq) + 1);
                     natsSubscription_Unsubscribe(sub); /* an ephemeral consumer: gone with it */
                     natsSubscription_Destroy(sub);
@@ -853,7 +879,7 @@ static void *apply_main(void *arg) {
         }
         last_progress = now;
         if (s != NATS_OK) {
-            fprintf(stderr, "ts=- level=warn event=cluster_consumer_lost node=%s error=\"%s\" action=resubscribe\n",
+            cl_log("warn", "cluster_consumer_lost", "node=%s error=\"%s\" action=resubscribe",
                     cl->node, natsStatus_GetText(s));
             natsSubscription_Destroy(sub);
             sub = NULL;
@@ -877,9 +903,9 @@ static void *apply_main(void *arg) {
                 continue;
             }
             if (seq > expect) {
-                fprintf(stderr,
-                        "ts=- level=error event=cluster_apply_halted node=%s reason=hole expected=%" PRIu64
-                        " got=%" PRIu64 " action=\"re-seed this node from a backup of a current node\"\n",
+                cl_log("error", "cluster_apply_halted",
+                        "node=%s reason=hole expected=%" PRIu64
+                        " got=%" PRIu64 " action=\"re-seed this node from a backup of a current node\"",
                         cl->node, expect, seq);
                 natsMsg_Destroy(m);
                 halted = true;
