@@ -33,7 +33,7 @@
 
 #include "store/applied.h"
 
-#define CL_PUBLISHERS 8          /* publisher threads (each one synchronous publish at a time) */
+#define CL_PUBLISHERS 32          /* publisher threads (each one synchronous publish at a time) */
 #define CL_WAIT_BUCKETS 1024     /* waiter hash buckets (by ticket) */
 #define CL_BATCH_MAX 1024        /* entries per apply batch at most */
 #define CL_OPEN_TIMEOUT_MS 30000 /* connect + stream check at start-up */
