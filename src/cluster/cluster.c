@@ -394,6 +394,20 @@ rp_err rp_cluster_open(const rp_config *cfg, rp_store *store, rp_cluster **out, 
                      applied, cfg->cluster_stream, last);
         goto fail;
     }
+    /* A store with data that never applied this stream (a single node's
+     * store) would replay the stream over its own data and diverge from
+     * the other nodes; it may only start an empty stream (and the others
+     * are then seeded from its backup). */
+    rp_store_stats st;
+    if (applied == 0 && last > 0 && rp_store_stats_get(store, &st, eb) == RP_OK &&
+        st.customers + st.events + st.issues + st.aliases > 0) {
+        rc = rp_errf(eb, RP_CONFLICT,
+                     "this store holds data but never applied stream %s (which has %" PRIu64 " entries): "
+                     "re-seed it from a `rapport backup` of a node of this stream, or start with an empty "
+                     "data directory",
+                     cfg->cluster_stream, last);
+        goto fail;
+    }
     if (!empty && applied + 1 < first) {
         rc = rp_errf(eb, RP_CONFLICT,
                      "this store applied log sequence %" PRIu64 " but stream %s now starts at %" PRIu64

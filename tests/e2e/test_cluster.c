@@ -16,7 +16,8 @@
  *   - test_seed_and_refuse: a node started on a `backup` copy of another
  *     resumes from the copy's sequence, catches up and converges; a fresh
  *     node on a stream whose first entries are gone (retention by bytes)
- *     refuses to start and says how to re-seed.
+ *     refuses to start and says how to re-seed, and so does a single
+ *     node's store with data started on that (non-empty) stream.
  *   - test_fault_rounds: one writer thread per node puts new customers
  *     (an idempotency key each, retried with it until acknowledged, over a
  *     new connection when the node is gone) while a reader reads node a;
@@ -51,6 +52,7 @@
 #include "e2e/harness.h"
 #include "e2e/http.h"
 #include "e2e/nats.h"
+#include "e2e/serve.h"
 
 #define WRITE_TIMEOUT_MS 1500 /* cluster_write_timeout_ms of the nodes */
 
@@ -73,7 +75,7 @@ static int group_teardown(void **state) {
 
 /* Two nodes of one test. */
 typedef struct nodes {
-    rp_h h[3];
+    rp_h h[4];
 } nodes;
 
 static int nodes_setup(void **state) {
@@ -85,7 +87,7 @@ static int nodes_setup(void **state) {
 static int nodes_teardown(void **state) {
     nodes *n = *state;
     if (n)
-        for (int i = 0; i < 3; i++) rp_h_cleanup(&n->h[i]);
+        for (int i = 0; i < 4; i++) rp_h_cleanup(&n->h[i]);
     free(n);
     return 0;
 }
@@ -316,6 +318,23 @@ static void test_seed_and_refuse(void **state) {
     if (st == 0 || st == -1) rp_h_dump_log(z);
     assert_true(st > 0 && st < 128);
     assert_true(rp_h_log_has(z, "re-seed"));
+
+    /* s: a single node's store with data, then in cluster mode on this
+     * stream: refused (it would replay the stream over its own data) */
+    rp_h *s1 = &n->h[3];
+    rp_h_start_ok(s1, "durability = async\n");
+    rp_client *cs = rp_h_connect(s1);
+    assert_non_null(cs);
+    ok_call(cs, "customer.put", "{\"id\":\"solo\",\"customer\":{\"name\":\"Solo\"}}");
+    rp_client_close(cs);
+    node_stop(s1);
+    node_config(s1->extra, sizeof s1->extra, "SEED", "s", NULL);
+    assert_int_equal(rp_h_write_config(s1), 0);
+    assert_int_equal(rp_h_spawn(s1), 0);
+    st = rp_h_wait_exit(s1, 30000);
+    if (st != 1) rp_h_dump_log(s1);
+    assert_int_equal(st, 1);
+    assert_true(rp_h_log_has(s1, "never applied stream SEED"));
 
     rp_client_close(ca);
     rp_client_close(cb);
