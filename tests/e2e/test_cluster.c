@@ -74,20 +74,29 @@ static int group_teardown(void **state) {
 }
 
 /* Two nodes of one test. */
+#define NODES_MAX 4
+
+/* The nodes of one test, each allocated on its own. */
 typedef struct nodes {
-    rp_h h[4];
+    rp_h *h[NODES_MAX];
 } nodes;
 
 static int nodes_setup(void **state) {
     nodes *n = calloc(1, sizeof *n);
     *state = n;
-    return n ? 0 : -1;
+    if (n == NULL) return -1;
+    for (int i = 0; i < NODES_MAX; i++)
+        if ((n->h[i] = calloc(1, sizeof(rp_h))) == NULL) return -1;
+    return 0;
 }
 
 static int nodes_teardown(void **state) {
     nodes *n = *state;
     if (n)
-        for (int i = 0; i < 4; i++) rp_h_cleanup(&n->h[i]);
+        for (int i = 0; i < NODES_MAX; i++) {
+            if (n->h[i]) rp_h_cleanup(n->h[i]);
+            free(n->h[i]);
+        }
     free(n);
     return 0;
 }
@@ -178,7 +187,7 @@ static int healthz(const rp_h *h) {
 
 static void test_converge(void **state) {
     nodes *n = *state;
-    rp_h *a = &n->h[0], *b = &n->h[1];
+    rp_h *a = n->h[0], *b = n->h[1];
     node_start(a, "CONV", "a", NULL);
     node_start(b, "CONV", "b", NULL);
     rp_client *c[2] = {rp_h_connect(a), rp_h_connect(b)};
@@ -258,7 +267,7 @@ static void test_converge(void **state) {
 
 static void test_seed_and_refuse(void **state) {
     nodes *n = *state;
-    rp_h *a = &n->h[0], *b = &n->h[1], *z = &n->h[2];
+    rp_h *a = n->h[0], *b = n->h[1], *z = n->h[2];
     /* 1 MiB of stream at most: the first entries go once it is full */
     const char *small = "cluster_max_bytes = 1048576\n";
     node_start(a, "SEED", "a", small);
@@ -321,7 +330,7 @@ static void test_seed_and_refuse(void **state) {
 
     /* s: a single node's store with data, then in cluster mode on this
      * stream: refused (it would replay the stream over its own data) */
-    rp_h *s1 = &n->h[3];
+    rp_h *s1 = n->h[3];
     rp_h_start_ok(s1, "durability = async\n");
     rp_client *cs = rp_h_connect(s1);
     assert_non_null(cs);
@@ -439,7 +448,7 @@ static long long wait_progress(writer_arg *w, int nw, int more, long long since,
 
 static void test_fault_rounds(void **state) {
     nodes *n = *state;
-    rp_h *a = &n->h[0], *b = &n->h[1];
+    rp_h *a = n->h[0], *b = n->h[1];
     node_start(a, "FAULT", "a", NULL);
     node_start(b, "FAULT", "b", NULL);
     rp_client *c[2] = {rp_h_connect(a), rp_h_connect(b)};
@@ -515,7 +524,7 @@ static void test_fault_rounds(void **state) {
 
 static void test_nats_down(void **state) {
     nodes *n = *state;
-    rp_h *a = &n->h[0], *b = &n->h[1];
+    rp_h *a = n->h[0], *b = n->h[1];
     node_start(a, "DOWN", "a", NULL);
     node_start(b, "DOWN", "b", NULL);
     rp_client *c[2] = {rp_h_connect(a), rp_h_connect(b)};
