@@ -36,6 +36,7 @@
 #include "net/loop.h"
 #include "net/metrics.h"
 #include "net/server.h"
+#include "store/applied.h"
 #include "store/store.h"
 #include "rp_version.h" /* generated: RP_GIT_DESCRIBE (cmake/version.cmake) */
 
@@ -291,6 +292,13 @@ int main(int argc, char **argv) {
     if (rp_api_create(store, &api, &eb) != RP_OK) {
         rp_log(RP_LOG_ERROR, "api_failed", "code=%s error=%s", rp_err_code(eb.code),
                rp_log_quote(m, sizeof m, rp_errbuf_msg(&eb)));
+        goto out;
+    }
+    if (cfg.cluster_urls[0] == '\0' && rp_store_applied_check_local(store, &eb) != RP_OK) {
+        /* a cluster node's store started without its cluster would diverge */
+        rp_log(RP_LOG_ERROR, "store_refused", "code=%s error=%s", rp_err_code(eb.code),
+               rp_log_quote(m, sizeof m, rp_errbuf_msg(&eb)));
+        fprintf(stderr, "rapportd: %s\n", rp_errbuf_msg(&eb));
         goto out;
     }
     if (cfg.cluster_urls[0] != '\0') {

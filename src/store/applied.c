@@ -27,6 +27,17 @@ rp_err rp_store_applied_put(rp_store *s, MDB_txn *txn, uint64_t seq, rp_errbuf *
     return mrc ? rp_si_mdb(eb, mrc, "writing the applied log sequence") : RP_OK;
 }
 
+rp_err rp_store_applied_check_local(rp_store *s, rp_errbuf *eb) {
+    uint64_t seq;
+    rp_err rc = rp_store_applied_read(s, &seq, eb);
+    if (rc != RP_OK || seq == 0) return rc;
+    return rp_errf(eb, RP_CONFLICT,
+                   "the store in '%s' is a cluster node's (it applied log sequence %llu): write to it only "
+                   "through rapportd with its cluster_urls; to use its data as a single node, export it "
+                   "(rapport --data DIR export) and import that into a new store",
+                   s->cfg.data_dir, (unsigned long long)seq);
+}
+
 rp_err rp_store_applied_read(rp_store *s, uint64_t *seq, rp_errbuf *eb) {
     MDB_txn *txn;
     rp_err rc = rp_store_rbegin(s, &txn, eb);

@@ -30,4 +30,11 @@ rp_err rp_store_applied_put(rp_store *s, MDB_txn *txn, uint64_t seq, rp_errbuf *
  * rp_store_applied_get, plus the errors of rp_store_rbegin. */
 rp_err rp_store_applied_read(rp_store *s, uint64_t *seq, rp_errbuf *eb);
 
+/* Refuse writes outside the log: a store that applied a cluster log
+ * (sequence > 0) may only be written by rapportd in cluster mode, or it
+ * would diverge from the other nodes. Returns RP_OK (never in a cluster),
+ * RP_CONFLICT with a sentence saying what to do instead, or the errors of
+ * rp_store_applied_read. */
+rp_err rp_store_applied_check_local(rp_store *s, rp_errbuf *eb);
+
 #endif

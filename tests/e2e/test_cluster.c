@@ -12,7 +12,8 @@
  *     each node reads its own write at once (read-your-writes); a CONFLICT
  *     is decided at apply, the same on both; bad input never reaches the
  *     log (the applied sequence counts exactly the valid writes); once
- *     caught up both exports are byte-identical.
+ *     caught up both exports are byte-identical; a node's store started
+ *     without cluster_urls is refused.
  *   - test_seed_and_refuse: a node started on a `backup` copy of another
  *     resumes from the copy's sequence, catches up and converges; a fresh
  *     node on a stream whose first entries are gone (retention by bytes)
@@ -263,6 +264,16 @@ static void test_converge(void **state) {
     rp_client_close(c[1]);
     node_stop(a);
     node_stop(b);
+
+    /* a node's store started without its cluster: refused (local writes
+     * would diverge from the other nodes) */
+    snprintf(a->extra, sizeof a->extra, "durability = async\n");
+    assert_int_equal(rp_h_write_config(a), 0);
+    assert_int_equal(rp_h_spawn(a), 0);
+    int st = rp_h_wait_exit(a, 30000);
+    if (st != 1) rp_h_dump_log(a);
+    assert_int_equal(st, 1);
+    assert_true(rp_h_log_has(a, "is a cluster node's"));
 }
 
 static void test_seed_and_refuse(void **state) {
