@@ -12,7 +12,8 @@
  *     each node reads its own write at once (read-your-writes); a CONFLICT
  *     is decided at apply, the same on both; bad input never reaches the
  *     log (the applied sequence counts exactly the valid writes); once
- *     caught up both exports are byte-identical; a node's store started
+ *     caught up both exports are byte-identical; /metrics passes
+ *     `promtool check metrics`; a node's store started
  *     without cluster_urls is refused.
  *   - test_seed_and_refuse: a node started on a `backup` copy of another
  *     resumes from the copy's sequence, catches up and converges; a fresh
@@ -53,6 +54,7 @@
 #include "e2e/harness.h"
 #include "e2e/http.h"
 #include "e2e/nats.h"
+#include "e2e/run.h"
 #include "e2e/serve.h"
 
 #define WRITE_TIMEOUT_MS 1500 /* cluster_write_timeout_ms of the nodes */
@@ -253,11 +255,18 @@ static void test_converge(void **state) {
     assert_int_equal(healthz(a), 200);
     assert_int_equal(healthz(b), 200);
 
-    /* the metrics a dashboard needs */
+    /* the metrics a dashboard needs, and they pass promtool's lint */
     rp_http_resp m = rp_http(a, "GET", "/metrics", NULL, NULL);
     assert_int_equal(m.status, 200);
     assert_non_null(strstr(m.body, "rapport_cluster_applied_seq "));
     assert_non_null(strstr(m.body, "rapport_cluster_apply_lag_seconds_bucket"));
+    char path[400];
+    snprintf(path, sizeof path, "%s/metrics.txt", a->dir);
+    rp_write_file(path, m.body);
+    int pst = 0;
+    char *out = rp_sh(&pst, "promtool check metrics < '%s' 2>&1", path);
+    if (pst != 0 || out[0] != '\0') fail_msg("promtool check metrics: exit %d: %s", pst, out);
+    free(out);
     free(m.text);
 
     rp_client_close(c[0]);
