@@ -36,6 +36,7 @@
 #define CL_PUBLISHERS 32          /* publisher threads (each one synchronous publish at a time) */
 #define CL_WAIT_BUCKETS 1024     /* waiter hash buckets (by ticket) */
 #define CL_BATCH_MAX 1024        /* entries per apply batch at most */
+#define CL_BATCH_BYTES (16u << 20) /* ... and this many bytes of entries */
 #define CL_OPEN_TIMEOUT_MS 30000 /* connect + stream check at start-up */
 #define CL_BACKOFF_MIN_MS 20
 #define CL_BACKOFF_MAX_MS 1000
@@ -550,6 +551,14 @@ rp_err rp_cluster_publish(rp_cluster *cl, rp_cluster_wait *wt, const char *op, i
     msgpack_pack_str(&pk, 6);
     msgpack_pack_str_body(&pk, "params", 6);
     msgpack_pack_object(&pk, *params);
+    int64_t max_payload = natsConnection_GetMaxPayload(cl->nc);
+    if (max_payload > 0 && (int64_t)sb.size + 512 > max_payload) {
+        rc = rp_errf(eb, RP_TOO_LARGE,
+                     "the write's log entry (%zu bytes) exceeds the NATS servers' max_payload (%lld bytes): "
+                     "send it in smaller parts (an import in several batches) or raise max_payload",
+                     sb.size, (long long)max_payload);
+        goto fail;
+    }
     if (sb.data == NULL || natsMsg_Create(&it->msg, cl->subject, NULL, sb.data, (int)sb.size) != NATS_OK) {
         rc = rp_errf(eb, RP_UNAVAILABLE, "out of memory; retry");
         goto fail;
@@ -900,7 +909,7 @@ static void *apply_main(void *arg) {
             continue;
         }
         /* m and whatever else is pending, up to a batch */
-        size_t n = 0;
+        size_t n = 0, bytes = 0;
         uint64_t expect = atomic_load(&cl->applied_seq) + 1;
         do {
             jsMsgMetaData *meta = NULL;
@@ -934,7 +943,8 @@ static void *apply_main(void *arg) {
             msgpack_sbuffer_init(&e->res.reply);
             entry_decode(e);
             expect++;
-        } while (n < CL_BATCH_MAX && natsSubscription_NextMsg(&m, sub, 0) == NATS_OK);
+            bytes += (size_t)natsMsg_GetDataLength(m);
+        } while (n < CL_BATCH_MAX && bytes < CL_BATCH_BYTES && natsSubscription_NextMsg(&m, sub, 0) == NATS_OK);
         if (n > 0) {
             batch b = {cl, es, n};
             if (!batch_apply(cl, &b) && !stopping(cl)) {

@@ -141,8 +141,9 @@ rp_err rp_cluster_start(rp_cluster *cl, rp_cluster_apply_fn apply, void *ctx, rp
  *   params: packed as they are (the caller validated them);
  *   msgid: the Nats-Msg-Id (1..200 printable bytes), or NULL for a fresh
  *   unique one.
- * Returns RP_OK, or RP_UNAVAILABLE (queue full, stopping, out of memory) or
- * RP_BAD_REQUEST (a bad msgid): then done is never called. */
+ * Returns RP_OK, or RP_UNAVAILABLE (queue full, stopping, out of memory),
+ * RP_TOO_LARGE (the entry exceeds the NATS servers' max_payload, 1 MiB by
+ * default) or RP_BAD_REQUEST (a bad msgid): then done is never called. */
 rp_err rp_cluster_publish(rp_cluster *cl, rp_cluster_wait *wt, const char *op, int64_t now,
                           const msgpack_object *params, const char *msgid, rp_errbuf *eb);
 

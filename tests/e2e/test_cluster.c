@@ -249,6 +249,19 @@ static void test_converge(void **state) {
              RP_CONFLICT);
     entries++;
 
+    /* an entry bigger than NATS' max_payload (1 MiB): TOO_LARGE at once */
+    size_t cap = 2u << 20;
+    char *big = malloc(cap);
+    assert_non_null(big);
+    int off = snprintf(big, cap, "{\"records\":[");
+    for (int i = 0; i < 5000; i++)
+        off += snprintf(big + off, cap - (size_t)off, "%s{\"type\":\"customer\",\"id\":\"L%04d\",\"name\":\"%0200d\"}",
+                        i ? "," : "", i, i);
+    snprintf(big + off, cap - (size_t)off, "]}");
+    msg = err_call(c[0], "import", big, RP_TOO_LARGE);
+    assert_non_null(strstr(msg, "max_payload"));
+    free(big);
+
     uint64_t seq = wait_caught_up(c, 2, entries);
     assert_int_equal(seq, entries); /* nothing refused reached the log, nothing twice */
     expect_same_export(a, b, 40 * 100);
