@@ -750,27 +750,32 @@ static rp_err batch_fn(MDB_txn *txn, void *arg, rp_errbuf *eb) {
     return rp_store_applied_put(cl->store, txn, b->e[b->n - 1].seq, eb);
 }
 
-/* After the commit: answer this process's waiters. */
+/* After the commit: answer this process's waiters. They are taken out of
+ * the table before applied_seq moves, so that a publisher waiting on a
+ * duplicate acknowledgement (publish_duplicate) never takes the waiter of
+ * an entry this batch answers. */
 static void batch_deliver(rp_cluster *cl, batch *b) {
+    rp_cluster_wait *ws[CL_BATCH_MAX];
+    entry *we[CL_BATCH_MAX];
+    size_t nw = 0, nl = strlen(cl->node);
     int64_t now = real_ns();
     pthread_mutex_lock(&cl->mu);
-    for (size_t i = 0; i < b->n; i++)
-        if (b->e[i].store_ns > 0 && now > b->e[i].store_ns)
-            hist_add(&cl->h_apply, (uint64_t)(now - b->e[i].store_ns));
+    for (size_t i = 0; i < b->n; i++) {
+        entry *e = &b->e[i];
+        if (e->store_ns > 0 && now > e->store_ns) hist_add(&cl->h_apply, (uint64_t)(now - e->store_ns));
+        if (!e->ok || e->boot != cl->boot || e->node.n != nl || memcmp(e->node.p, cl->node, nl) != 0)
+            continue;
+        rp_cluster_wait *w = waiter_take(cl, e->ticket);
+        if (w) {
+            ws[nw] = w;
+            we[nw++] = e;
+        }
+    }
     atomic_store(&cl->applied_seq, b->e[b->n - 1].seq);
     pthread_cond_broadcast(&cl->applied_cv);
     pthread_mutex_unlock(&cl->mu);
     atomic_fetch_add(&cl->n_applied, b->n);
-    size_t nl = strlen(cl->node);
-    for (size_t i = 0; i < b->n; i++) {
-        entry *e = &b->e[i];
-        if (!e->ok || e->boot != cl->boot || e->node.n != nl || memcmp(e->node.p, cl->node, nl) != 0)
-            continue;
-        pthread_mutex_lock(&cl->mu);
-        rp_cluster_wait *w = waiter_take(cl, e->ticket);
-        pthread_mutex_unlock(&cl->mu);
-        if (w) w->done(w, &e->res, false);
-    }
+    for (size_t i = 0; i < nw; i++) ws[i]->done(ws[i], &we[i]->res, false);
 }
 
 /* Apply b, retrying a failure of this node with backoff until it succeeds
