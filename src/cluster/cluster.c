@@ -74,6 +74,7 @@ struct rp_cluster {
     pthread_mutex_t mu;        /* everything below that is not atomic */
     pthread_cond_t pub_cv;     /* queue not empty, or stopping */
     pthread_cond_t applied_cv; /* applied_seq moved, or stopping */
+    pthread_cond_t stop_cv;    /* stopping (publishers' backoff waits on it) */
     pub_item *q_head, *q_tail;
     uint32_t q_len;
     bool stopping;
@@ -318,6 +319,7 @@ static void cluster_free(rp_cluster *cl) {
     pthread_mutex_destroy(&cl->mu);
     pthread_cond_destroy(&cl->pub_cv);
     pthread_cond_destroy(&cl->applied_cv);
+    pthread_cond_destroy(&cl->stop_cv);
     free(cl);
 }
 
@@ -334,6 +336,7 @@ rp_err rp_cluster_open(const rp_config *cfg, rp_store *store, rp_cluster **out, 
     pthread_mutex_init(&cl->mu, NULL);
     pthread_cond_init(&cl->pub_cv, NULL);
     pthread_cond_init(&cl->applied_cv, NULL);
+    pthread_cond_init(&cl->stop_cv, NULL);
     if (cfg->node_id[0]) snprintf(cl->node, sizeof cl->node, "%s", cfg->node_id);
     else if (gethostname(cl->node, sizeof cl->node - 1) != 0 || cl->node[0] == '\0')
         snprintf(cl->node, sizeof cl->node, "node");
@@ -657,7 +660,7 @@ static void publish_one(rp_cluster *cl, pub_item *it) {
         atomic_fetch_add(&cl->n_retries, 1);
         pthread_mutex_lock(&cl->mu);
         int64_t w = wait_ms < left_ms ? wait_ms : left_ms;
-        backoff_wait(cl, &cl->pub_cv, w);
+        backoff_wait(cl, &cl->stop_cv, w);
         bool stop = cl->stopping;
         pthread_mutex_unlock(&cl->mu);
         if (stop) {
@@ -1023,6 +1026,7 @@ void rp_cluster_stop(rp_cluster *cl) {
     cl->stopping = true;
     pthread_cond_broadcast(&cl->pub_cv);
     pthread_cond_broadcast(&cl->applied_cv);
+    pthread_cond_broadcast(&cl->stop_cv);
     pthread_mutex_unlock(&cl->mu);
     for (int i = 0; i < cl->npub; i++) pthread_join(cl->pub_th[i], NULL);
     if (cl->apply_started) pthread_join(cl->apply_th, NULL);
