@@ -72,9 +72,23 @@ typedef struct rp_lookup {
     char key[RP_EMAIL_MAX + 1];/* the normalized key that was looked up */
 } rp_lookup;
 
+/* The digest backfill of a store opened for writing (rp_store_open). */
+typedef enum rp_fill_state {
+    RP_FILL_IDLE = 0, /* none needed: the digests were ready at open (or read-only) */
+    RP_FILL_RUNNING,  /* walking the customers */
+    RP_FILL_DONE,     /* finished: every customer was given a current digest */
+    RP_FILL_FAILED,   /* stopped by an error (the next writable open resumes it) */
+    RP_FILL_STOPPED,  /* stopped by rp_store_close */
+} rp_fill_state;
+
 typedef struct rp_store_stats {
     uint64_t customers, events, issues, aliases;
     uint64_t phones, emails, accounts;
+    uint64_t digests;             /* entries of the digests table */
+    bool digests_ready;           /* meta says every customer has a current digest */
+    rp_fill_state digest_fill;    /* the backfill of this open */
+    uint64_t digest_fill_visited; /* customers it looked at so far */
+    uint64_t digest_fill_built;   /* digests it (re)built so far */
     uint64_t map_size, map_used, map_max; /* bytes */
     rp_writer_stats writer;
 } rp_store_stats;
