@@ -3,7 +3,7 @@
  * One LMDB environment holds named databases (layout in proto/STORAGE.md):
  * customers, events, issues, phones, emails, accounts, aliases, alias_rev,
  * evcount, meta, idem, idem_exp (idempotency keys: store/idem.h), evids
- * (event_id index). Every operation is one transaction: reads run in their own
+ * (event_id index), digests (card digests: store/digest.h). Every operation is one transaction: reads run in their own
  * read transaction (MVCC, never waiting for writes); writes run through the
  * group-committing writer (writer.h), so a write returns only after its
  * commit.
@@ -105,7 +105,9 @@ typedef struct rp_put_opts {
 
 /* Open (creating if needed) the store in cfg->data_dir with cfg's map,
  * durability and writer settings, clear stale reader slots, and start the
- * writer. cfg is copied. Returns RP_OK, RP_BAD_REQUEST (bad settings),
+ * writer; when meta says the card digests are not ready for this version
+ * and card_max_events, also start their backfill thread (digest.h; stats
+ * report it; rp_store_close stops it). cfg is copied. Returns RP_OK, RP_BAD_REQUEST (bad settings),
  * RP_FORBIDDEN (permissions), RP_INTERNAL (corrupt/incompatible store), or
  * an errno-mapped code. *out is set only on success. */
 rp_err rp_store_open(const rp_config *cfg, rp_store **out, rp_errbuf *eb);
@@ -115,7 +117,8 @@ rp_err rp_store_open(const rp_config *cfg, rp_store **out, rp_errbuf *eb);
  * RP_FORBIDDEN. Returns like rp_store_open; RP_NOT_FOUND if no store. */
 rp_err rp_store_open_readonly(const rp_config *cfg, rp_store **out, rp_errbuf *eb);
 
-/* Stop the writer (finishing queued writes), flush and close. NULL is ok. */
+/* Stop the digest backfill (after its current batch), stop the writer
+ * (finishing queued writes), flush and close. NULL is ok. */
 void rp_store_close(rp_store *s);
 
 const rp_config *rp_store_config(const rp_store *s);
