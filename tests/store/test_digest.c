@@ -168,7 +168,7 @@ static void check_gone(fx *f, const char *cid) {
  * merges, forgets; every customer checked after every write. */
 static void run_history(fx *f, uint64_t seed, int ops, int64_t span) {
     g_rng = seed;
-    char ids[NCUST][16];
+    char ids[NCUST][24];
     int gen = 0;
     for (int i = 0; i < NCUST; i++) {
         snprintf(ids[i], sizeof ids[i], "c%llu-%d", (unsigned long long)seed % 1000, gen++);
@@ -279,7 +279,7 @@ static void test_cap_change(void **state) {
     assert_true(st.digests_ready);
     assert_true(st.digest_fill_built > 0);
     g_rng = 7;
-    char ids[NCUST][16];
+    char ids[NCUST][24];
     for (int i = 0; i < NCUST; i++) {
         snprintf(ids[i], sizeof ids[i], "c7-%d", i);
         MDB_txn *t;
