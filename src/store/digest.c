@@ -250,6 +250,18 @@ static void dent_from_event(dent *d, const rp_event *e, int64_t ts, uint32_t seq
     d->str[3] = e->agent;
 }
 
+/* Entry i of a parsed digest as a dent (strings point into the digest). */
+static void dent_load(dent *out, const rp_digest *d, uint32_t i) {
+    const unsigned char *e = d->entries + (size_t)i * D_ENT;
+    out->ts = (int64_t)ld64(e);
+    out->seq = ld32(e + 8);
+    out->channel = e[12];
+    out->outcome = e[13];
+    out->has_sentiment = (e[14] & D_FLAG_SENTIMENT) != 0;
+    out->sentiment = bits_f64(ld64(e + 16));
+    for (int k = 0; k < D_NFIELDS; k++) out->str[k] = dstr(d, ld16(e + 24 + 2 * k));
+}
+
 /* (a.ts, a.seq) newer than (ts, seq)? */
 static bool newer(int64_t ats, uint32_t aseq, int64_t ts, uint32_t seq) {
     return ats > ts || (ats == ts && aseq > seq);
@@ -563,9 +575,7 @@ rp_err rp_si_digest_append(rp_store *s, MDB_txn *txn, rp_str cid, const rp_event
     for (uint32_t i = 0; i <= d.n && n < cap; i++) {
         if (i == pos) dent_from_event(&ents[n++], e, ts, seq);
         if (i == d.n || n == cap) break;
-        rp_event ev;
-        rp_digest_event(&d, i, cid, &ev);
-        dent_from_event(&ents[n++], &ev, ev.ts, ev.seq);
+        dent_load(&ents[n++], &d, i);
     }
     if (trimmed > 0 && count <= n) {
         bool found = false;
