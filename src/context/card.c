@@ -145,6 +145,7 @@ static char lc(char c) { return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') :
 
 static bool str_ieq(rp_str a, rp_str b) {
     if (a.n != b.n) return false;
+    if (a.p == b.p) return true; /* light events share one copy of each string */
     for (size_t i = 0; i < a.n; i++)
         if (lc(a.p[i]) != lc(b.p[i])) return false;
     return true;
@@ -183,8 +184,32 @@ static bool is_unresolved_contact(const rp_event *e) {
     return is_contact(e) && e->outcome != RP_OUT_RESOLVED && e->outcome != RP_OUT_NONE;
 }
 
-static bool is_call_driver(const rp_config *cfg, const rp_event *e) {
-    return !is_contact(e) && !rp_config_list_has(cfg->routine_kinds, e->kind.p ? e->kind.p : "", e->kind.n);
+static bool is_routine(const rp_config *cfg, rp_str kind) {
+    return rp_config_list_has(cfg->routine_kinds, kind.p ? kind.p : "", kind.n);
+}
+
+/* Is e a call driver (not a contact, kind not routine)? Over one history: light events from a digest share one
+ * copy of each kind, so the answer for a kind's bytes is remembered by
+ * their address (a full history's kinds each have their own, and just
+ * miss). Few kinds per customer: a small table, first come first kept. */
+typedef struct driver_memo {
+    const char *p[8];
+    size_t n[8];
+    bool routine[8];
+    uint32_t len;
+} driver_memo;
+
+static bool is_call_driver_memo(const rp_config *cfg, driver_memo *m, const rp_event *e) {
+    if (is_contact(e)) return false;
+    for (uint32_t i = 0; i < m->len; i++)
+        if (m->p[i] == e->kind.p && m->n[i] == e->kind.n) return !m->routine[i];
+    bool routine = is_routine(cfg, e->kind);
+    if (m->len < 8 && e->kind.p != NULL) {
+        m->p[m->len] = e->kind.p;
+        m->n[m->len] = e->kind.n;
+        m->routine[m->len++] = routine;
+    }
+    return !routine;
 }
 
 static rp_str event_topic(const rp_event *e) {
@@ -413,6 +438,8 @@ static double score_events(const rp_config *cfg, const rp_event *ev, uint32_t n,
                            const rp_issue *issues, uint32_t nissues, int64_t at, scorer *sc) {
     topic_set resolved;
     resolved.n = 0;
+    driver_memo memo;
+    memo.len = 0;
     double habit_total = 0.0;
     for (uint32_t i = 0; i < n; i++) {
         const rp_event *e = &ev[i];
@@ -431,7 +458,7 @@ static double score_events(const rp_config *cfg, const rp_event *ev, uint32_t n,
                 acc_add(sc, topic, SIG_UNRESOLVED,
                         cfg->w_unresolved_contact * decay(e->ts, at, cfg->hl_unresolved_contact_h),
                         e, NULL, e->issue_id);
-        } else if (is_call_driver(cfg, e) && !superseded) {
+        } else if (!superseded && is_call_driver_memo(cfg, &memo, e)) {
             acc_add(sc, topic, SIG_DRIVER, cfg->w_call_driver * decay(e->ts, at, cfg->hl_call_driver_h),
                     e, NULL, e->issue_id);
         }
