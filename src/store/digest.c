@@ -725,3 +725,54 @@ out:
     mdb_cursor_close(cur);
     return rc;
 }
+
+/* --- deferred upkeep of bulk writes ------------------------------------------- */
+
+void rp_store_wdigest_defer(rp_store *s) {
+    s->digest_defer = true;
+    s->ndeferred = 0;
+}
+
+void rp_store_wdigest_drop(rp_store *s) {
+    s->digest_defer = false;
+    s->ndeferred = 0;
+}
+
+rp_err rp_si_digest_note(rp_store *s, rp_str cid, rp_errbuf *eb) {
+    assert(s->digest_defer && cid.n > 0 && cid.n <= RP_ID_MAX);
+    if (s->ndeferred > 0) { /* a customer's records usually come together */
+        const rp_store_id *last = &s->deferred[s->ndeferred - 1];
+        if (last->n == cid.n && memcmp(last->p, cid.p, cid.n) == 0) return RP_OK;
+    }
+    if (s->ndeferred == s->deferred_cap) {
+        uint32_t cap = s->deferred_cap ? s->deferred_cap * 2 : 256;
+        if (cap < s->deferred_cap) return rp_errf(eb, RP_UNAVAILABLE, "too many customers in one write");
+        rp_store_id *p = realloc(s->deferred, (size_t)cap * sizeof *p);
+        if (p == NULL) return rp_errf(eb, RP_UNAVAILABLE, "out of memory noting a digest to rebuild");
+        s->deferred = p;
+        s->deferred_cap = cap;
+    }
+    rp_store_id *id = &s->deferred[s->ndeferred++];
+    memcpy(id->p, cid.p, cid.n);
+    id->n = cid.n;
+    return RP_OK;
+}
+
+static int id_cmp(const void *a, const void *b) {
+    const rp_store_id *x = a, *y = b;
+    size_t m = x->n < y->n ? x->n : y->n;
+    int c = memcmp(x->p, y->p, m);
+    return c ? c : (x->n > y->n) - (x->n < y->n);
+}
+
+rp_err rp_store_wdigest_flush(rp_store *s, MDB_txn *txn, rp_errbuf *eb) {
+    s->digest_defer = false;
+    qsort(s->deferred, s->ndeferred, sizeof *s->deferred, id_cmp);
+    rp_err rc = RP_OK;
+    for (uint32_t i = 0; i < s->ndeferred && rc == RP_OK; i++) {
+        if (i > 0 && id_cmp(&s->deferred[i - 1], &s->deferred[i]) == 0) continue;
+        rc = rp_si_digest_rebuild(s, txn, rp_store_id_str(&s->deferred[i]), eb);
+    }
+    s->ndeferred = 0;
+    return rc;
+}

@@ -223,6 +223,7 @@ static void store_free(rp_store *s) {
     rp_lock_release(s->lock_fd); /* after the env is closed: the last writer is gone */
     pthread_rwlock_destroy(&s->map_lock);
     pthread_mutex_destroy(&s->fill_mu);
+    free(s->deferred);
     free(s);
 }
 

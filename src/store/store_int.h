@@ -80,6 +80,11 @@ struct rp_store {
     uint64_t fill_visited, fill_built;
     char fill_after[RP_ID_MAX]; /* where the next batch starts (exclusive) */
     size_t fill_after_n;
+    /* Deferred digest upkeep of a bulk write (rp_store_wdigest_defer):
+     * writer thread only. */
+    bool digest_defer;
+    rp_store_id *deferred;      /* customers whose digest waits for the flush */
+    uint32_t ndeferred, deferred_cap;
 };
 
 /* An MDB_val over a const buffer (LMDB's API is not const-correct). */
@@ -264,6 +269,11 @@ rp_err rp_si_digest_del(rp_store *s, MDB_txn *txn, rp_str cid, rp_errbuf *eb);
  * rp_si_digest_rebuild. */
 rp_err rp_si_digest_append(rp_store *s, MDB_txn *txn, rp_str cid, const rp_event *e, int64_t ts,
                            uint32_t seq, uint32_t count_stored, rp_errbuf *eb);
+
+/* In a deferred bulk write (s->digest_defer): note that cid's events
+ * changed, for rp_store_wdigest_flush. Returns RP_OK or RP_UNAVAILABLE
+ * (out of memory). */
+rp_err rp_si_digest_note(rp_store *s, rp_str cid, rp_errbuf *eb);
 
 /* One backfill batch's outcome. */
 typedef struct rp_si_fill {

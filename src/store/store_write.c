@@ -210,8 +210,9 @@ static rp_err append_store(rp_store *s, MDB_txn *txn, const rp_event *e, rp_str 
     if (e->event_id.n > 0) rc = rp_si_evid_put(s, txn, cid, e->event_id, at->ts, at->seq, eb);
     if (rc == RP_OK) rc = rp_si_evcount_set(s, txn, cid, count + 1, eb);
     if (rc == RP_OK) rc = rp_si_trim(s, txn, cid, now, key, kn, eb);
-    if (rc == RP_OK) rc = rp_si_digest_append(s, txn, cid, e, at->ts, at->seq, count + 1, eb);
-    return rc;
+    if (rc != RP_OK) return rc;
+    if (s->digest_defer) return rp_si_digest_note(s, cid, eb);
+    return rp_si_digest_append(s, txn, cid, e, at->ts, at->seq, count + 1, eb);
 }
 
 rp_err rp_store_wappend_event(rp_store *s, MDB_txn *txn, const rp_event *e, int64_t now,
