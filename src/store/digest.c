@@ -255,18 +255,6 @@ static void dent_from_event(dent *d, const rp_event *e, int64_t ts, uint32_t seq
     d->str[3] = e->agent;
 }
 
-/* Entry i of a parsed digest as a dent (strings point into the digest). */
-static void dent_load(dent *out, const rp_digest *d, uint32_t i) {
-    const unsigned char *e = d->entries + (size_t)i * D_ENT;
-    out->ts = (int64_t)ld64(e);
-    out->seq = ld32(e + 8);
-    out->channel = e[12];
-    out->outcome = e[13];
-    out->has_sentiment = (e[14] & D_FLAG_SENTIMENT) != 0;
-    out->sentiment = bits_f64(ld64(e + 16));
-    for (int k = 0; k < D_NFIELDS; k++) out->str[k] = dstr(d, ld16(e + 24 + 2 * k));
-}
-
 /* (a.ts, a.seq) newer than (ts, seq)? */
 static bool newer(int64_t ats, uint32_t aseq, int64_t ts, uint32_t seq) {
     return ats > ts || (ats == ts && aseq > seq);
@@ -404,20 +392,6 @@ static rp_err encode_blob(const dent *ents, uint32_t n, uint32_t cap, bool compl
     return RP_OK;
 }
 
-/* Encode straight into the map: one mdb_put with MDB_RESERVE under cid.
- * ents must not point into the map (the put may move its pages). */
-static rp_err encode_put(rp_store *s, MDB_txn *txn, rp_str cid, const dent *ents, uint32_t n, uint32_t cap,
-                         bool complete, rp_errbuf *eb) {
-    dplan pl;
-    rp_err rc = plan_make(ents, n, &pl, eb);
-    if (rc != RP_OK) return rc;
-    MDB_val k = rp_si_mval(cid.p, cid.n), v = {pl.size, NULL};
-    int mrc = mdb_put(txn, s->dbi[RP_DB_DIGESTS], &k, &v, MDB_RESERVE);
-    if (mrc == 0) plan_write(&pl, ents, n, cap, complete, v.mv_data);
-    plan_free(&pl);
-    return mrc ? rp_si_mdb(eb, mrc, "writing a digest") : RP_OK;
-}
-
 /* --- maintenance --------------------------------------------------------------- */
 
 uint32_t rp_si_digest_cap(const rp_store *s) {
@@ -530,6 +504,101 @@ static rp_err oldest_event(rp_store *s, MDB_txn *txn, rp_str cid, bool *found, i
     return rc;
 }
 
+/* The digest made of d's entries with ne inserted at pos, the first n of
+ * them (ne left out when pos >= n), encoded straight into the map under
+ * cid — the same bytes a rebuild (plan_make) writes, without its hashing: d's
+ * strings keep their identity (their index), only ne's four are looked up
+ * among them, and all are renumbered in order of first use by a table
+ * indexed by old number. d must not point into the map. */
+static rp_err splice_put(rp_store *s, MDB_txn *txn, rp_str cid, const rp_digest *d, const dent *ne,
+                         uint32_t pos, uint32_t n, uint32_t cap, bool complete, rp_errbuf *eb) {
+    if (ne->ts < 0 || ne->channel >= RP_CH__COUNT || ne->outcome >= RP_OUT__COUNT ||
+        (ne->has_sentiment && !(ne->sentiment >= -1.0 && ne->sentiment <= 1.0)))
+        return rp_errf(eb, RP_INTERNAL, "an event at %" PRId64 ".%" PRIu32 " cannot be put in a digest",
+                       ne->ts, ne->seq);
+    /* ne's strings in old numbering; a string d lacks gets d->nstr + k. */
+    uint32_t nidx[D_NFIELDS];
+    for (int k = 0; k < D_NFIELDS; k++) {
+        rp_str x = ne->str[k];
+        nidx[k] = D_NOSTR;
+        if (x.n == 0) continue;
+        if (x.n > D_STR_MAX)
+            return rp_errf(eb, RP_INTERNAL, "an event at %" PRId64 ".%" PRIu32
+                           " has a string too long for a digest", ne->ts, ne->seq);
+        for (uint32_t i = 0; i < d->nstr && nidx[k] == D_NOSTR; i++)
+            if (rp_str_eq(dstr(d, i), x)) nidx[k] = i;
+        for (int j = 0; j < k && nidx[k] == D_NOSTR; j++)
+            if (nidx[j] >= d->nstr && rp_str_eq(ne->str[j], x)) nidx[k] = nidx[j];
+        if (nidx[k] == D_NOSTR) nidx[k] = d->nstr + (uint32_t)k;
+    }
+    /* Renumber in order of first use: map[old] = new number; order[new] = old. */
+    size_t m = (size_t)d->nstr + D_NFIELDS;
+    uint16_t *map = malloc(m * 2 * sizeof *map);
+    if (map == NULL) return rp_errf(eb, RP_UNAVAILABLE, "out of memory updating a digest");
+    uint16_t *order = map + m;
+    for (size_t i = 0; i < m; i++) map[i] = D_NOSTR;
+    uint32_t nstr = 0;
+    size_t blob = 0;
+    for (uint32_t j = 0; j < n; j++) {
+        const unsigned char *e = j < pos ? d->entries + (size_t)j * D_ENT
+                                         : j == pos ? NULL : d->entries + (size_t)(j - 1) * D_ENT;
+        for (int k = 0; k < D_NFIELDS; k++) {
+            uint32_t x = e ? ld16(e + 24 + 2 * k) : nidx[k];
+            if (x == D_NOSTR || map[x] != D_NOSTR) continue;
+            map[x] = (uint16_t)nstr;
+            order[nstr++] = (uint16_t)x;
+            blob += 2 + (x < d->nstr ? dstr(d, x).n : ne->str[x - d->nstr].n);
+        }
+    }
+    size_t size = D_HDR + (size_t)n * D_ENT + (size_t)nstr * 4 + blob;
+    MDB_val k = rp_si_mval(cid.p, cid.n), v = {size, NULL};
+    int mrc = mdb_put(txn, s->dbi[RP_DB_DIGESTS], &k, &v, MDB_RESERVE);
+    if (mrc) {
+        free(map);
+        return rp_si_mdb(eb, mrc, "writing a digest");
+    }
+    unsigned char *dst = v.mv_data;
+    dst[0] = RP_DIGEST_VERSION;
+    dst[1] = complete ? D_FLAG_COMPLETE : 0;
+    st16(dst + 2, (uint16_t)nstr);
+    st32(dst + 4, n);
+    st32(dst + 8, cap);
+    st32(dst + 12, 0);
+    for (uint32_t j = 0; j < n; j++) {
+        unsigned char *o = dst + D_HDR + (size_t)j * D_ENT;
+        if (j == pos) {
+            st64(o, (uint64_t)ne->ts);
+            st32(o + 8, ne->seq);
+            o[12] = ne->channel;
+            o[13] = ne->outcome;
+            o[14] = ne->has_sentiment ? D_FLAG_SENTIMENT : 0;
+            o[15] = 0;
+            st64(o + 16, ne->has_sentiment ? f64_bits(ne->sentiment) : 0);
+            for (int f = 0; f < D_NFIELDS; f++)
+                st16(o + 24 + 2 * f, nidx[f] == D_NOSTR ? D_NOSTR : map[nidx[f]]);
+            continue;
+        }
+        const unsigned char *e = d->entries + (size_t)(j < pos ? j : j - 1) * D_ENT;
+        memcpy(o, e, D_ENT);
+        for (int f = 0; f < D_NFIELDS; f++) {
+            uint32_t x = ld16(e + 24 + 2 * f);
+            if (x != D_NOSTR) st16(o + 24 + 2 * f, map[x]);
+        }
+    }
+    unsigned char *offs = dst + D_HDR + (size_t)n * D_ENT, *out = offs + (size_t)nstr * 4;
+    size_t at = 0;
+    for (uint32_t i = 0; i < nstr; i++) {
+        rp_str x = order[i] < d->nstr ? dstr(d, order[i]) : ne->str[order[i] - d->nstr];
+        st32(offs + 4 * (size_t)i, (uint32_t)at);
+        st16(out + at, (uint16_t)x.n);
+        memcpy(out + at + 2, x.p, x.n);
+        at += 2 + x.n;
+    }
+    assert(at == blob);
+    free(map);
+    return RP_OK;
+}
+
 /* Insert the new event into the stored digest, drop what is beyond the
  * cap, then account for the trim: it removed count_stored - C events, the
  * oldest ones — unless the age rule stepped over the new event; in both
@@ -546,18 +615,12 @@ rp_err rp_si_digest_append(rp_store *s, MDB_txn *txn, rp_str cid, const rp_event
     if (mrc) return rp_si_mdb(eb, mrc, "reading a digest");
     if (count > count_stored) return rp_si_digest_rebuild(s, txn, cid, eb); /* the count was repaired */
     rp_si_blob old = {malloc(v.mv_size ? v.mv_size : 1), v.mv_size};
-    dent *ents = NULL;
     if (old.p == NULL) return rp_errf(eb, RP_UNAVAILABLE, "out of memory updating a digest");
     memcpy(old.p, v.mv_data, v.mv_size); /* the put below may move the map's pages */
     rp_digest d;
     rp_errbuf peb = {0};
     bool rebuild = rp_digest_parse(old.p, old.n, &d, &peb) != RP_OK || d.cap != cap;
     if (rebuild) goto done;
-    ents = malloc(((size_t)d.n + 1) * sizeof *ents);
-    if (ents == NULL) {
-        rc = rp_errf(eb, RP_UNAVAILABLE, "out of memory updating a digest");
-        goto done;
-    }
     /* Binary search: the first entry older than (ts, seq). */
     uint32_t lo = 0, hi = d.n;
     while (lo < hi) {
@@ -576,27 +639,31 @@ rp_err rp_si_digest_append(rp_store *s, MDB_txn *txn, rp_str cid, const rp_event
     }
     uint32_t trimmed = count_stored - count;
     if (pos >= cap && trimmed == 0 && d.complete == (d.n == count)) goto done; /* nothing changes */
-    uint32_t n = 0;
-    for (uint32_t i = 0; i <= d.n && n < cap; i++) {
-        if (i == pos) dent_from_event(&ents[n++], e, ts, seq);
-        if (i == d.n || n == cap) break;
-        dent_load(&ents[n++], &d, i);
-    }
+    dent ne;
+    dent_from_event(&ne, e, ts, seq);
+    uint32_t n = pos < cap ? d.n + 1 : d.n; /* the entries after the insert, ... */
+    if (n > cap) n = cap;                   /* ... the oldest past the cap dropped */
     if (trimmed > 0 && count <= n) {
         bool found = false;
-        int64_t ots = 0;
-        uint32_t oseq = 0;
+        int64_t ots = 0, lts = 0;
+        uint32_t oseq = 0, lseq = 0;
         rc = oldest_event(s, txn, cid, &found, &ots, &oseq, eb);
         if (rc != RP_OK) goto done;
-        if (count == 0 || !found || ents[count - 1].ts != ots || ents[count - 1].seq != oseq) {
+        if (count > 0) { /* entry count - 1 after the insert */
+            uint32_t j = count - 1;
+            const unsigned char *le = j < pos ? d.entries + (size_t)j * D_ENT
+                                              : j == pos ? NULL : d.entries + (size_t)(j - 1) * D_ENT;
+            lts = le ? (int64_t)ld64(le) : ts;
+            lseq = le ? ld32(le + 8) : seq;
+        }
+        if (count == 0 || !found || lts != ots || lseq != oseq) {
             rebuild = true;
             goto done;
         }
         n = count;
     }
-    rc = encode_put(s, txn, cid, ents, n, cap, n == count, eb);
+    rc = splice_put(s, txn, cid, &d, &ne, pos, n, cap, n == count, eb);
 done:
-    free(ents);
     rp_si_blob_free(&old);
     if (rc == RP_OK && rebuild) rc = rp_si_digest_rebuild(s, txn, cid, eb);
     return rc;
