@@ -451,6 +451,11 @@ fail:
 
 void rp_store_close(rp_store *s) { store_free(s); }
 
+const char *rp_store_fill_state_name(rp_fill_state st) {
+    static const char *const names[] = {"idle", "running", "done", "failed", "stopped"};
+    return (unsigned)st < sizeof names / sizeof names[0] ? names[st] : "?";
+}
+
 const rp_config *rp_store_config(const rp_store *s) { return &s->cfg; }
 
 MDB_env *rp_store_env(rp_store *s) { return s->env; }

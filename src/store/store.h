@@ -81,6 +81,9 @@ typedef enum rp_fill_state {
     RP_FILL_STOPPED,  /* stopped by rp_store_close */
 } rp_fill_state;
 
+/* "idle", "running", "done", "failed", "stopped"; "?" out of range. */
+const char *rp_store_fill_state_name(rp_fill_state s);
+
 typedef struct rp_store_stats {
     uint64_t customers, events, issues, aliases;
     uint64_t phones, emails, accounts;
