@@ -834,6 +834,7 @@ static int id_cmp(const void *a, const void *b) {
 
 rp_err rp_store_wdigest_flush(rp_store *s, MDB_txn *txn, rp_errbuf *eb) {
     s->digest_defer = false;
+    if (s->ndeferred == 0) return RP_OK; /* (and s->deferred may be NULL: not for qsort) */
     qsort(s->deferred, s->ndeferred, sizeof *s->deferred, id_cmp);
     rp_err rc = RP_OK;
     for (uint32_t i = 0; i < s->ndeferred && rc == RP_OK; i++) {
