@@ -19,82 +19,7 @@
 
 #include "api/api.h"
 #include "cli/demo.h"
-#include "net/json.h"
-
-typedef struct wait_reply {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int done;
-    rp_err rc;
-    size_t len;
-    char msg[256];
-} wait_reply;
-
-static void on_reply(void *arg, rp_err rc, const char *msg, const char *res, size_t len) {
-    (void)res;
-    wait_reply *w = arg;
-    pthread_mutex_lock(&w->mu);
-    w->rc = rc;
-    w->len = len;
-    snprintf(w->msg, sizeof w->msg, "%s", msg ? msg : "");
-    w->done = 1;
-    pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-}
-
-/* Call op with params (msgpack bytes) and wait for its reply. */
-static rp_err call(rp_api *api, const char *op, const char *params, size_t len, size_t *out_len) {
-    const rp_api_op *o = rp_api_find(op, strlen(op));
-    msgpack_zone z;
-    msgpack_zone_init(&z, 1024);
-    msgpack_object obj;
-    size_t off = 0;
-    if (msgpack_unpack(params, len, &off, &z, &obj) != MSGPACK_UNPACK_SUCCESS) {
-        fprintf(stderr, "bench_card: bad params for %s\n", op);
-        exit(3);
-    }
-    wait_reply w = {.done = 0};
-    pthread_mutex_init(&w.mu, NULL);
-    pthread_cond_init(&w.cv, NULL);
-    rp_api_call(api, o, RP_ROLE_ADMIN, "bench", &obj, on_reply, &w);
-    pthread_mutex_lock(&w.mu);
-    while (!w.done) pthread_cond_wait(&w.cv, &w.mu);
-    pthread_mutex_unlock(&w.mu);
-    msgpack_zone_destroy(&z);
-    if (w.rc != RP_OK) fprintf(stderr, "bench_card: %s: %s %s\n", op, rp_err_code(w.rc), w.msg);
-    if (out_len) *out_len = w.len;
-    return w.rc;
-}
-
-/* Import the NDJSON text in batches of 2,000 records through `import`. */
-static void load(rp_api *api, const rp_config *cfg, char *text) {
-    rp_mpcheck_limits lim = rp_mpcheck_limits_from_config(cfg);
-    msgpack_sbuffer batch, one;
-    msgpack_sbuffer_init(&batch);
-    msgpack_sbuffer_init(&one);
-    char *save = NULL, *line = strtok_r(text, "\n", &save);
-    while (line) {
-        msgpack_sbuffer_clear(&batch);
-        msgpack_sbuffer_clear(&one);
-        uint32_t n = 0;
-        for (; line && n < 2000; line = strtok_r(NULL, "\n", &save), n++) {
-            rp_errbuf eb = {0};
-            if (rp_json_to_msgpack(line, strlen(line), &lim, &one, &eb) != RP_OK) {
-                fprintf(stderr, "bench_card: demo line: %s\n", eb.msg);
-                exit(3);
-            }
-        }
-        msgpack_packer pk;
-        msgpack_packer_init(&pk, &batch, msgpack_sbuffer_write);
-        msgpack_pack_map(&pk, 1);
-        msgpack_pack_str_with_body(&pk, "records", 7);
-        msgpack_pack_array(&pk, n);
-        msgpack_sbuffer_write(&batch, one.data, one.size);
-        if (call(api, "import", batch.data, batch.size, NULL) != RP_OK) exit(3);
-    }
-    msgpack_sbuffer_destroy(&batch);
-    msgpack_sbuffer_destroy(&one);
-}
+#include "demo_load.h"
 
 static int cmp_u64(const void *a, const void *b) {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -131,7 +56,7 @@ static void run(rp_api *api, const rp_demo_opts *d, query q, uint64_t calls, uin
         msgpack_pack_str_with_body(&pk, key, strlen(key));
         size_t len = 0;
         uint64_t t0 = now_ns();
-        rp_err rc = call(api, ops[q], sb.data, sb.size, &len);
+        rp_err rc = rp_dl_call(api, ops[q], sb.data, sb.size, &len);
         lat[i] = now_ns() - t0;
         bytes += len;
         msgpack_sbuffer_destroy(&sb);
@@ -188,7 +113,7 @@ int main(int argc, char **argv) {
     if (f == NULL || rp_demo_write(f, &d, &eb) != RP_OK) return 3;
     fclose(f);
     uint64_t t0 = now_ns();
-    load(api, &cfg, text);
+    if (rp_dl_load(api, &cfg, text) != RP_OK) return 3;
     free(text);
     printf("loaded %" PRIu64 " demo customers (20..200 events each) in %.1f s into %s\n", d.customers,
            (double)(now_ns() - t0) / 1e9, dir);

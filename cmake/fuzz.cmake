@@ -34,7 +34,7 @@ endif()
 
 # name -> the library it needs (the layer of the code it drives).
 set(_rp_fuzz_targets rpc:rp_net json:rp_net ndjson:rp_cli phone:rp_model record:rp_net
-  query:rp_net vocab:rp_model ndlines:rp_net)
+  query:rp_net vocab:rp_model ndlines:rp_net digest:rp_store)
 
 foreach(pair ${_rp_fuzz_targets})
   string(REPLACE ":" ";" pair "${pair}")

@@ -566,6 +566,12 @@ void rp_api_metrics(rp_api *api, msgpack_sbuffer *sb) {
               st.writer.map_grows);
     api_gauge(sb, "rapport_writer_queue_depth", "gauge", "Writes waiting for the writer.",
               st.writer.queue_depth);
+    api_gauge(sb, "rapport_digests", "gauge", "Customers with a card digest.", st.digests);
+    api_gauge(sb, "rapport_digests_ready", "gauge",
+              "1 when every customer has a current card digest (no backfill pending).",
+              st.digests_ready ? 1 : 0);
+    api_gauge(sb, "rapport_digest_backfill_built_total", "counter",
+              "Digests the backfill of this process built.", st.digest_fill_built);
     api_writer_hist(sb, "rapport_writer_commit_duration_seconds",
                     "Time of each write transaction's commit (with its fsync in sync durability).",
                     &st.writer.commit);

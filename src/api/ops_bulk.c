@@ -240,12 +240,10 @@ static rp_err import_fast(rp_api_wimport *w, MDB_txn *txn) {
     return RP_OK;
 }
 
-/* Writer thread: the fast path first; when a record fails, every record
- * again in order, each in its own child transaction, so that a bad record
- * is skipped (or, strict, refuses the batch) without losing the others. */
-static rp_err apply_import(rp_api_write *hw, MDB_txn *txn, rp_errbuf *eb) {
-    rp_api_wimport *w = RP_API_WOP(rp_api_wimport, hw);
-    w->imported = w->skipped = w->nerrs = w->duplicates = 0; /* the writer may run us again */
+/* The fast path first; when a record fails, every record again in order,
+ * each in its own child transaction, so that a bad record is skipped (or,
+ * strict, refuses the batch) without losing the others. */
+static rp_err import_records(rp_api_wimport *w, MDB_txn *txn, rp_errbuf *eb) {
     if (import_fast(w, txn) == RP_OK) return RP_OK;
     const msgpack_object *recs = w->records;
     for (uint32_t i = 0; i < recs->via.array.size; i++) {
@@ -265,6 +263,22 @@ static rp_err apply_import(rp_api_write *hw, MDB_txn *txn, rp_errbuf *eb) {
         import_note(w, i, rc, &reb);
     }
     return RP_OK;
+}
+
+/* Writer thread: the records, with the digests of the customers whose
+ * events they add rebuilt once at the end (rp_store_wdigest_defer) rather
+ * than rewritten by every event. */
+static rp_err apply_import(rp_api_write *hw, MDB_txn *txn, rp_errbuf *eb) {
+    rp_api_wimport *w = RP_API_WOP(rp_api_wimport, hw);
+    rp_store *s = rp_api_store(w->rq.api);
+    w->imported = w->skipped = w->nerrs = w->duplicates = 0; /* the writer may run us again */
+    rp_store_wdigest_defer(s);
+    rp_err rc = import_records(w, txn, eb);
+    if (rc != RP_OK) {
+        rp_store_wdigest_drop(s);
+        return rc;
+    }
+    return rp_store_wdigest_flush(s, txn, eb);
 }
 
 /* {imported, skipped, errors, duplicates[, errors_truncated]}. */

@@ -354,7 +354,7 @@ void rp_op_stats(rp_api_req *rq, const msgpack_object *params) {
     }
     rp_cluster *cl = rp_api_cluster(rq->api);
     RESULT_BEGIN(sb, pk);
-    msgpack_pack_map(&pk, cl ? 12 : 11);
+    msgpack_pack_map(&pk, cl ? 13 : 12);
     rp_api_kv_uint(&pk, "customers", st.customers);
     rp_api_kv_uint(&pk, "events", st.events);
     rp_api_kv_uint(&pk, "issues", st.issues);
@@ -372,6 +372,13 @@ void rp_op_stats(rp_api_req *rq, const msgpack_object *params) {
     rp_api_kv_uint(&pk, "writes_failed", st.writer.writes_failed);
     rp_api_kv_uint(&pk, "map_grows", st.writer.map_grows);
     rp_api_kv_uint(&pk, "queue_depth", st.writer.queue_depth);
+    rp_mp_pack_cstr(&pk, "digests");
+    msgpack_pack_map(&pk, 5);
+    rp_api_kv_uint(&pk, "count", st.digests);
+    rp_api_kv_bool(&pk, "ready", st.digests_ready);
+    rp_api_kv_str(&pk, "backfill", rp_str_c(rp_store_fill_state_name(st.digest_fill)));
+    rp_api_kv_uint(&pk, "backfill_visited", st.digest_fill_visited);
+    rp_api_kv_uint(&pk, "backfill_built", st.digest_fill_built);
     if (cl) { /* cluster mode only: a single node's stats are unchanged */
         rp_cluster_stats cs;
         rp_cluster_get_stats(cl, &cs);

@@ -145,6 +145,7 @@ static char lc(char c) { return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') :
 
 static bool str_ieq(rp_str a, rp_str b) {
     if (a.n != b.n) return false;
+    if (a.p == b.p) return true; /* light events share one copy of each string */
     for (size_t i = 0; i < a.n; i++)
         if (lc(a.p[i]) != lc(b.p[i])) return false;
     return true;
@@ -183,8 +184,32 @@ static bool is_unresolved_contact(const rp_event *e) {
     return is_contact(e) && e->outcome != RP_OUT_RESOLVED && e->outcome != RP_OUT_NONE;
 }
 
-static bool is_call_driver(const rp_config *cfg, const rp_event *e) {
-    return !is_contact(e) && !rp_config_list_has(cfg->routine_kinds, e->kind.p ? e->kind.p : "", e->kind.n);
+static bool is_routine(const rp_config *cfg, rp_str kind) {
+    return rp_config_list_has(cfg->routine_kinds, kind.p ? kind.p : "", kind.n);
+}
+
+/* Is e a call driver (not a contact, kind not routine)? Over one history: light events from a digest share one
+ * copy of each kind, so the answer for a kind's bytes is remembered by
+ * their address (a full history's kinds each have their own, and just
+ * miss). Few kinds per customer: a small table, first come first kept. */
+typedef struct driver_memo {
+    const char *p[8];
+    size_t n[8];
+    bool routine[8];
+    uint32_t len;
+} driver_memo;
+
+static bool is_call_driver_memo(const rp_config *cfg, driver_memo *m, const rp_event *e) {
+    if (is_contact(e)) return false;
+    for (uint32_t i = 0; i < m->len; i++)
+        if (m->p[i] == e->kind.p && m->n[i] == e->kind.n) return !m->routine[i];
+    bool routine = is_routine(cfg, e->kind);
+    if (m->len < 8 && e->kind.p != NULL) {
+        m->p[m->len] = e->kind.p;
+        m->n[m->len] = e->kind.n;
+        m->routine[m->len++] = routine;
+    }
+    return !routine;
 }
 
 static rp_str event_topic(const rp_event *e) {
@@ -413,6 +438,8 @@ static double score_events(const rp_config *cfg, const rp_event *ev, uint32_t n,
                            const rp_issue *issues, uint32_t nissues, int64_t at, scorer *sc) {
     topic_set resolved;
     resolved.n = 0;
+    driver_memo memo;
+    memo.len = 0;
     double habit_total = 0.0;
     for (uint32_t i = 0; i < n; i++) {
         const rp_event *e = &ev[i];
@@ -431,7 +458,7 @@ static double score_events(const rp_config *cfg, const rp_event *ev, uint32_t n,
                 acc_add(sc, topic, SIG_UNRESOLVED,
                         cfg->w_unresolved_contact * decay(e->ts, at, cfg->hl_unresolved_contact_h),
                         e, NULL, e->issue_id);
-        } else if (is_call_driver(cfg, e) && !superseded) {
+        } else if (!superseded && is_call_driver_memo(cfg, &memo, e)) {
             acc_add(sc, topic, SIG_DRIVER, cfg->w_call_driver * decay(e->ts, at, cfg->hl_call_driver_h),
                     e, NULL, e->issue_id);
         }
@@ -631,9 +658,23 @@ const char *rp_card_signal_name(rp_signal s) {
     return (unsigned)s < RP_SIG__COUNT ? names[s] : "?";
 }
 
-/* Score every topic, rank, keep the best card_max_reasons. */
+/* The full event behind e: e itself without a fetch (the events are full);
+ * on a failed fetch e (a light event: no summary) and card->fetch_failed. */
+static const rp_event *full_event(const rp_card_fetch *fetch, const rp_event *e, rp_card *card) {
+    if (fetch == NULL || e == NULL) return e;
+    const rp_event *f = fetch->full(fetch->arg, e);
+    if (f == NULL) {
+        card->fetch_failed = true;
+        return e;
+    }
+    return f;
+}
+
+/* Score every topic, rank, keep the best card_max_reasons; with evidence
+ * text unless the mode is route (which reads only the top topic and issue). */
 static void build_reasons(const rp_config *cfg, const rp_event *ev, uint32_t n,
-                          const rp_issue *issues, uint32_t nissues, int64_t at, rp_card *card) {
+                          const rp_issue *issues, uint32_t nissues, int64_t at, rp_card_mode mode,
+                          const rp_card_fetch *fetch, rp_card *card) {
     scorer sc;
     sc.n = 0;
     score_issues(cfg, issues, nissues, at, &sc);
@@ -662,17 +703,22 @@ static void build_reasons(const rp_config *cfg, const rp_event *ev, uint32_t n,
         out->sum = a->sum;
         out->score = score_of(a->sum);
         out->signal = sig_public(a->best_sig);
-        render_evidence(a, ev, n, at, out->evidence, sizeof out->evidence);
+        out->evidence[0] = '\0';
+        if (mode == RP_CARD_MODE_ROUTE) continue;
+        topic_acc shown = *a;
+        shown.best_ev = full_event(fetch, a->best_ev, card);
+        render_evidence(&shown, ev, n, at, out->evidence, sizeof out->evidence);
     }
 }
 
 /* --- recent events, open issues, attributes ------------------------------------ */
 
-static void build_recent(const rp_config *cfg, const rp_event *ev, uint32_t n, int64_t at, rp_card *card) {
+static void build_recent(const rp_config *cfg, const rp_event *ev, uint32_t n, int64_t at,
+                         const rp_card_fetch *fetch, rp_card *card) {
     uint32_t max = cfg->card_recent_events < RP_CARD_MAX_RECENT ? cfg->card_recent_events : RP_CARD_MAX_RECENT;
     card->nrecent = 0;
     for (uint32_t i = 0; i < n && card->nrecent < max; i++)
-        if (ev[i].ts <= at) card->recent[card->nrecent++] = &ev[i];
+        if (ev[i].ts <= at) card->recent[card->nrecent++] = full_event(fetch, &ev[i], card);
 }
 
 /* Open-issue order: overdue promises first, then latest update, then id. */
@@ -1028,23 +1074,50 @@ static void card_reset(rp_card *card, int64_t at) {
     card->open_total = card->broken_promises = 0;
     memset(&card->attrs, 0, sizeof card->attrs);
     card->ncandidates = 0;
+    card->fetch_failed = false;
+}
+
+/* What a route answer reads besides the reasons: the broken promises and
+ * the last agent (as build_open and build_attrs find them). */
+static void build_route_facts(const rp_event *ev, uint32_t n, const rp_issue *issues,
+                              uint32_t nissues, int64_t at, rp_card *card) {
+    for (uint32_t i = 0; i < nissues; i++)
+        if (issue_broken(&issues[i], at)) card->broken_promises++;
+    for (uint32_t i = 0; i < n; i++) {
+        const rp_event *e = &ev[i];
+        if (e->ts <= at && is_contact(e) && e->agent.n) {
+            card->attrs.last_agent = e->agent;
+            break;
+        }
+    }
+}
+
+void rp_card_build_ex(const rp_config *cfg, const rp_customer *who, const rp_event *events,
+                      uint32_t nevents, const rp_issue *issues, uint32_t nissues, int64_t at,
+                      rp_card_mode mode, const rp_card_fetch *fetch, rp_card *out) {
+    assert(cfg != NULL && who != NULL && out != NULL);
+    assert(nevents == 0 || events != NULL);
+    assert(nissues == 0 || issues != NULL);
+    assert(fetch == NULL || fetch->full != NULL);
+    uint32_t n = usable_events(cfg, nevents);
+    card_reset(out, at);
+    out->found = true;
+    out->who = who;
+    build_reasons(cfg, events, n, issues, nissues, at, mode, fetch, out);
+    if (mode == RP_CARD_MODE_ROUTE) {
+        build_route_facts(events, n, issues, nissues, at, out);
+        return;
+    }
+    build_recent(cfg, events, n, at, fetch, out);
+    build_open(issues, nissues, at, out);
+    build_attrs(events, n, at, &out->attrs);
+    build_cues(cfg, who, events, n, issues, nissues, at, out);
 }
 
 void rp_card_build(const rp_config *cfg, const rp_customer *who, const rp_event *events,
                    uint32_t nevents, const rp_issue *issues, uint32_t nissues, int64_t at,
                    rp_card *out) {
-    assert(cfg != NULL && who != NULL && out != NULL);
-    assert(nevents == 0 || events != NULL);
-    assert(nissues == 0 || issues != NULL);
-    uint32_t n = usable_events(cfg, nevents);
-    card_reset(out, at);
-    out->found = true;
-    out->who = who;
-    build_reasons(cfg, events, n, issues, nissues, at, out);
-    build_recent(cfg, events, n, at, out);
-    build_open(issues, nissues, at, out);
-    build_attrs(events, n, at, &out->attrs);
-    build_cues(cfg, who, events, n, issues, nissues, at, out);
+    rp_card_build_ex(cfg, who, events, nevents, issues, nissues, at, RP_CARD_MODE_CARD, NULL, out);
 }
 
 void rp_card_unknown(int64_t at, rp_card *out) {

@@ -132,6 +132,7 @@ typedef struct rp_card {
     rp_card_attrs attrs;
     rp_card_candidate candidates[RP_CARD_MAX_CANDIDATES];
     uint32_t ncandidates;
+    bool fetch_failed; /* a light event's full event could not be read */
 } rp_card;
 
 /* The IVR route answer. Slices point into the card's inputs or into cfg. */
@@ -163,6 +164,40 @@ typedef struct rp_route {
 void rp_card_build(const rp_config *cfg, const rp_customer *who, const rp_event *events,
                    uint32_t nevents, const rp_issue *issues, uint32_t nissues, int64_t at,
                    rp_card *out);
+
+/* What a build computes (see rp_card_build_ex). */
+typedef enum rp_card_mode {
+    RP_CARD_MODE_CARD = 0, /* everything */
+    RP_CARD_MODE_ROUTE     /* only what rp_route_from_card reads: reasons
+                              ranked without evidence text, broken_promises,
+                              attrs.last_agent; no cues, no recent events, no
+                              open-issue list */
+} rp_card_mode;
+
+/* Where the full events behind light events come from. A light event has
+ * every field the engine scores with (ts, seq, kind, topic, channel,
+ * outcome, issue_id, agent, sentiment) but no summary or event_id (the
+ * digest's entries: store/digest.h). The engine reads summaries only for
+ * the events it shows — recent events and each reason's evidence — and
+ * asks for those through full().
+ *   full: returns the full event behind light event e (the same customer,
+ *         ts and seq), valid as long as the card's inputs; NULL when it
+ *         cannot be read, which sets card->fetch_failed (the caller then
+ *         builds from the history instead).
+ *   arg:  passed to full. */
+typedef struct rp_card_fetch {
+    const rp_event *(*full)(void *arg, const rp_event *e);
+    void *arg;
+} rp_card_fetch;
+
+/* rp_card_build with a mode and, for light events, a fetch (NULL: the
+ * events are full). With the same inputs, a RP_CARD_MODE_ROUTE build gives
+ * the same rp_route_from_card answer as a full one, and a build from light
+ * events with a fetch gives the same card, byte for byte once encoded, as
+ * one from the full events. */
+void rp_card_build_ex(const rp_config *cfg, const rp_customer *who, const rp_event *events,
+                      uint32_t nevents, const rp_issue *issues, uint32_t nissues, int64_t at,
+                      rp_card_mode mode, const rp_card_fetch *fetch, rp_card *out);
 
 /* The card of a key nobody answers to: found = false, one first_contact cue. */
 void rp_card_unknown(int64_t at, rp_card *out);

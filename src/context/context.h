@@ -13,6 +13,15 @@
  *                                          and no likely reasons;
  *   one customer                           the full card.
  *
+ * Where the events come from: a customer's digest (store/digest.h) when it
+ * covers the request — `at` at or after its newest event, and all the
+ * events the card would read — so a card reads the profile, the digest in
+ * place, the issues and only the few full events it shows (recent events,
+ * each reason's evidence); otherwise (an earlier `at`, no digest yet, a
+ * corrupt digest) the history, which stays the reference. Both give the
+ * same bytes (tests/cli/test_digest_diff.c). A route request computes only
+ * what the route answer reads (RP_CARD_MODE_ROUTE).
+ *
  * Memory: a card needs a few tens of KiB of working space (the history,
  * the issues, the card itself), too much for a small thread stack and too
  * often needed to malloc per request in the hot path. Callers that serve
@@ -60,6 +69,14 @@ rp_err rp_context_scratch_new(rp_context_scratch **out, rp_errbuf *eb);
 
 /* Free a scratch; NULL is ok. */
 void rp_context_scratch_free(rp_context_scratch *sc);
+
+/* Build every card and route answer made with sc from the history (the
+ * reference computation: a full card, the route derived from it), never
+ * from the digest. For the differential test and for diagnosis. */
+void rp_context_scratch_set_reference(rp_context_scratch *sc, bool on);
+
+/* Whether the last request made with sc was answered from the digest. */
+bool rp_context_scratch_used_digest(const rp_context_scratch *sc);
 
 /* Who a card showed, for the audit log: the one customer, or every
  * candidate of an ambiguous key; n == 0 for an unknown key. The ids are

@@ -61,7 +61,8 @@ typedef struct rp_digest {
     uint32_t nstr;
 } rp_digest;
 
-/* Validate the bytes p[0..len) as a digest and fill *out. Never reads
+/* Validate the bytes p[0..len) (any alignment; p may be NULL when len is
+ * 0) as a digest and fill *out, whose pointers point into p. Never reads
  * outside p[0..len) and checks everything the readers below rely on
  * (version, sizes, order of entries, string indexes and lengths, enum
  * ranges, sentiment range), so a corrupt or foreign value is an error,
@@ -81,13 +82,19 @@ bool rp_digest_covers(const rp_digest *d, uint32_t card_max_events, int64_t at);
 void rp_digest_event(const rp_digest *d, uint32_t i, rp_str cid, rp_event *out);
 
 /* Read the digest of canonical customer cid (not alias-resolved) in any
- * transaction. Returns RP_OK, RP_NOT_FOUND (none: the caller computes from
- * the history), RP_INTERNAL (corrupt value). */
+ * transaction; *out points into the map (valid while txn is, and in a
+ * write transaction until its next update). Returns RP_OK, RP_NOT_FOUND
+ * (none: a customer never appended to, a store not yet backfilled, or one
+ * opened read-only before a writable open created the table — the caller
+ * computes from the history), RP_INTERNAL (corrupt value: likewise), or a
+ * mapped LMDB error. Nothing is allocated. */
 rp_err rp_store_digest(rp_store *s, MDB_txn *txn, rp_str cid, rp_digest *out, rp_errbuf *eb);
 
 /* Read and decode one event of canonical customer cid by its key (ts, seq)
- * into *out; slices point into the map (valid while txn is). Returns
- * RP_OK, RP_NOT_FOUND, RP_INTERNAL (corrupt value). */
+ * into *out (customer_id = cid, ts and seq set from the key); slices point
+ * into the map (valid while txn is). Returns RP_OK, RP_NOT_FOUND (no such
+ * key; also for an invalid cid or ts < 0), RP_INTERNAL (corrupt value),
+ * RP_UNAVAILABLE (out of memory for the decoder's zone). */
 rp_err rp_store_event_at(rp_store *s, MDB_txn *txn, rp_str cid, int64_t ts, uint32_t seq,
                          rp_event *out, rp_errbuf *eb);
 

@@ -29,7 +29,8 @@
  * only be written again unchanged (idempotent, nothing written).
  *
  * forget(id): deletes the profile, its index entries, its events, issues
- * and event_id entries (range deletes over "id\0"), its event count, and
+ * and event_id entries (range deletes over "id\0"), its event count, its
+ * card digest, and
  * every alias that points at it together with the alias_rev entries — found through alias_rev, so
  * no scan of `aliases` is needed.
  *
@@ -337,7 +338,8 @@ static rp_err merge_plan(rp_store *s, MDB_txn *txn, rp_str fid, rp_str iid, rp_s
 }
 
 /* Move fid's events and issues under iid, drop fid's evids entries, set
- * both event counts, trim. *dropped gets the duplicate events dropped. */
+ * both event counts, trim, rebuild iid's card digest from its new history
+ * and delete fid's. *dropped gets the duplicate events dropped. */
 static rp_err merge_history(rp_store *s, MDB_txn *txn, rp_str fid, rp_str iid, uint32_t icount,
                             int64_t now, uint32_t *dropped, rp_errbuf *eb) {
     uint32_t moved = 0;
@@ -352,6 +354,8 @@ static rp_err merge_history(rp_store *s, MDB_txn *txn, rp_str fid, rp_str iid, u
     rc = rp_si_evcount_set(s, txn, iid, icount + moved, eb);
     if (rc == RP_OK) rc = rp_si_evcount_set(s, txn, fid, 0, eb);
     if (rc == RP_OK) rc = rp_si_trim(s, txn, iid, now, NULL, 0, eb);
+    if (rc == RP_OK) rc = rp_si_digest_rebuild(s, txn, iid, eb);
+    if (rc == RP_OK) rc = rp_si_digest_del(s, txn, fid, eb);
     if (rc == RP_OK) rc = move_issues(s, txn, fid, iid, eb);
     return rc;
 }
@@ -467,6 +471,7 @@ rp_err rp_store_wforget(rp_store *s, MDB_txn *txn, rp_str id, rp_store_id *canon
     if (rc == RP_OK) rc = rp_si_delete_prefix(s, txn, RP_DB_ISSUES, pfx, pn, NULL, eb);
     if (rc == RP_OK) rc = rp_si_delete_prefix(s, txn, RP_DB_EVIDS, pfx, pn, NULL, eb);
     if (rc == RP_OK) rc = rp_si_evcount_set(s, txn, cid, 0, eb);
+    if (rc == RP_OK) rc = rp_si_digest_del(s, txn, cid, eb);
     if (rc == RP_OK) rc = drain_aliases(s, txn, cid, NULL, eb);
     if (rc == RP_OK) {
         MDB_val k = rp_si_mval(cid.p, cid.n);

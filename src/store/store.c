@@ -40,8 +40,11 @@
 
 /* late: added after schema 1 without a schema bump. A writable open
  * creates it (a store written before it holds no event_id and no
- * idempotency key, so the empty table is exact); a read-only open of such
- * a store goes on without it, because only writers use it. */
+ * idempotency key, so the empty table is exact; its digests are built by
+ * the backfill below, and until then a customer without one has its card
+ * computed from the history); a read-only open of such a store goes on
+ * without it (s->absent): writers use the others, and rp_store_digest
+ * answers NOT_FOUND. */
 static const struct {
     const char *name;
     unsigned flags;
@@ -60,12 +63,119 @@ static const struct {
     [RP_DB_IDEM] = {"idem", 0, true},
     [RP_DB_IDEM_EXP] = {"idem_exp", 0, true},
     [RP_DB_EVIDS] = {"evids", 0, true},
+    [RP_DB_DIGESTS] = {"digests", 0, true},
 };
+
+/* The digest backfill's batches: customers per write and events rebuilt
+ * per write at most, so that one batch is a short transaction that group-
+ * commits with live traffic. */
+#define RP_FILL_CUSTOMERS 256
+#define RP_FILL_EVENTS 16384
 
 
 /* ------------------------------------------------------------------------ */
 /* lifetime                                                                  */
 /* ------------------------------------------------------------------------ */
+
+/* ------------------------------------------------------------------------ */
+/* digest backfill                                                           */
+/* ------------------------------------------------------------------------ */
+
+/* Stores written before digests (or with another card_max_events) get
+ * their digests from a background thread started by the writable open:
+ * it walks the customers in id order, RP_FILL_CUSTOMERS per write through
+ * the writer (so its batches group-commit with live traffic and none is a
+ * long transaction), rebuilds each missing or stale digest, records its
+ * progress in meta "digest_fill" in the same write (a restart resumes
+ * there) and at the end marks meta "digest_ready". Why a thread at open:
+ * a restart is never delayed by it (DESIGN.md: ready to serve in under a
+ * second), and no read path ever writes — a reader that finds no digest
+ * computes the card from the history, which is always right, so the
+ * backfill changes only how fast cards are, never what they say. Appends
+ * meanwhile keep (or create) the digests of the customers they touch.
+ * rp_store_close stops the thread between batches and joins it before it
+ * stops the writer. */
+
+typedef struct fill_arg {
+    rp_store *s;
+    char after[RP_ID_MAX];
+    size_t after_n;
+    rp_si_fill out;
+} fill_arg;
+
+static rp_err fill_fn(MDB_txn *txn, void *arg, rp_errbuf *eb) {
+    fill_arg *a = arg;
+    return rp_si_digest_fill(a->s, txn, (rp_str){a->after, a->after_n}, RP_FILL_CUSTOMERS, RP_FILL_EVENTS,
+                             &a->out, eb);
+}
+
+static void *fill_main(void *arg) {
+    rp_store *s = arg;
+    fill_arg a = {.s = s};
+    pthread_mutex_lock(&s->fill_mu);
+    memcpy(a.after, s->fill_after, s->fill_after_n);
+    a.after_n = s->fill_after_n;
+    pthread_mutex_unlock(&s->fill_mu);
+    for (;;) {
+        pthread_mutex_lock(&s->fill_mu);
+        bool stop = s->fill_stop;
+        if (stop) s->fill_state = RP_FILL_STOPPED;
+        pthread_mutex_unlock(&s->fill_mu);
+        if (stop) break;
+        rp_errbuf eb = {0};
+        rp_err rc = rp_store_write(s, fill_fn, &a, &eb);
+        pthread_mutex_lock(&s->fill_mu);
+        if (rc == RP_OK) {
+            s->fill_visited += a.out.visited;
+            s->fill_built += a.out.built;
+            memcpy(s->fill_after, a.out.next, a.out.next_n);
+            s->fill_after_n = a.out.next_n;
+            if (a.out.done) s->fill_state = RP_FILL_DONE;
+        } else {
+            s->fill_state = RP_FILL_FAILED; /* the next writable open resumes from the last mark */
+        }
+        bool end = s->fill_state != RP_FILL_RUNNING;
+        pthread_mutex_unlock(&s->fill_mu);
+        if (end) break;
+        memcpy(a.after, a.out.next, a.out.next_n);
+        a.after_n = a.out.next_n;
+    }
+    return NULL;
+}
+
+/* At the writable open, in the start-up transaction: are the digests
+ * ready? If not and there are no customers, they are (mark it); else set
+ * fill_state RUNNING with the recorded progress, for fill_start. */
+static rp_err fill_plan(rp_store *s, MDB_txn *txn, rp_errbuf *eb) {
+    bool ready;
+    rp_err rc = rp_si_digest_state(s, txn, &ready, s->fill_after, &s->fill_after_n, eb);
+    if (rc != RP_OK || ready) return rc;
+    MDB_stat st;
+    int mrc = mdb_stat(txn, s->dbi[RP_DB_CUSTOMERS], &st);
+    if (mrc) return rp_si_mdb(eb, mrc, "reading database statistics");
+    if (st.ms_entries == 0) return rp_si_digest_mark_ready(s, txn, eb);
+    s->fill_state = RP_FILL_RUNNING;
+    return RP_OK;
+}
+
+/* Start the backfill thread when fill_plan asked for it. */
+static rp_err fill_start(rp_store *s, rp_errbuf *eb) {
+    if (s->fill_state != RP_FILL_RUNNING) return RP_OK;
+    int e = pthread_create(&s->fill_thread, NULL, fill_main, s);
+    if (e != 0) return rp_errf(eb, RP_UNAVAILABLE, "cannot start the digest backfill: %s", strerror(e));
+    s->fill_started = true;
+    return RP_OK;
+}
+
+/* Ask the backfill to stop after its current batch and join it. */
+static void fill_stop(rp_store *s) {
+    if (!s->fill_started) return;
+    pthread_mutex_lock(&s->fill_mu);
+    s->fill_stop = true;
+    pthread_mutex_unlock(&s->fill_mu);
+    pthread_join(s->fill_thread, NULL);
+    s->fill_started = false;
+}
 
 /* mkdir -p: create each missing component with mode 0755. */
 static rp_err mkdir_p(const char *path, rp_errbuf *eb) {
@@ -104,6 +214,7 @@ static int64_t data_file_size(const char *dir) {
  * env exist from store_new on; the writer may not. */
 static void store_free(rp_store *s) {
     if (s == NULL) return;
+    fill_stop(s); /* before the writer: its batches are writes */
     if (s->writer) rp_writer_stop(s->writer);
     if (s->env) {
         if (!s->readonly && s->writer) mdb_env_sync(s->env, 1);
@@ -111,6 +222,8 @@ static void store_free(rp_store *s) {
     }
     rp_lock_release(s->lock_fd); /* after the env is closed: the last writer is gone */
     pthread_rwlock_destroy(&s->map_lock);
+    pthread_mutex_destroy(&s->fill_mu);
+    free(s->deferred);
     free(s);
 }
 
@@ -134,6 +247,12 @@ static rp_err store_new(const rp_config *cfg, bool readonly, rp_store **out, rp_
     if (e != 0) {
         free(s);
         return rp_errf(eb, RP_UNAVAILABLE, "cannot create the map lock: %s", strerror(e));
+    }
+    e = pthread_mutex_init(&s->fill_mu, NULL);
+    if (e != 0) {
+        pthread_rwlock_destroy(&s->map_lock);
+        free(s);
+        return rp_errf(eb, RP_UNAVAILABLE, "cannot create the backfill lock: %s", strerror(e));
     }
     int mrc = mdb_env_create(&s->env);
     if (mrc == 0) mrc = mdb_env_set_maxdbs(s->env, RP_STORE_MAXDBS);
@@ -184,6 +303,8 @@ static rp_err open_dbis_rw(rp_store *s, rp_errbuf *eb) {
     bool missing;
     rc = check_schema(s, txn, &missing, eb);
     if (rc != RP_OK) goto fail;
+    rc = fill_plan(s, txn, eb);
+    if (rc != RP_OK) goto fail;
     if (missing) {
         unsigned char b[4];
         rp_keys_put_le32(b, RP_STORE_SCHEMA);
@@ -210,7 +331,10 @@ static rp_err open_dbis_ro(rp_store *s, rp_errbuf *eb) {
     rp_err rc = RP_OK;
     for (int i = 0; i < RP_DB__COUNT; i++) {
         mrc = mdb_dbi_open(txn, rp_db_table[i].name, rp_db_table[i].flags, &s->dbi[i]);
-        if (mrc == MDB_NOTFOUND && rp_db_table[i].late) continue; /* readers never use it */
+        if (mrc == MDB_NOTFOUND && rp_db_table[i].late) { /* readers do without it */
+            s->absent[i] = true;
+            continue;
+        }
         if (mrc == MDB_NOTFOUND || mrc == MDB_INCOMPATIBLE) {
             rc = rp_errf(eb, RP_INTERNAL, "'%s' has no usable '%s' database: not a rapport store",
                          s->cfg.data_dir, rp_db_table[i].name);
@@ -285,6 +409,8 @@ rp_err rp_store_open(const rp_config *cfg, rp_store **out, rp_errbuf *eb) {
     };
     rc = rp_writer_start(s->env, &wo, &s->writer, eb);
     if (rc != RP_OK) goto fail;
+    rc = fill_start(s, eb);
+    if (rc != RP_OK) goto fail;
     *out = s;
     return RP_OK;
 fail:
@@ -324,6 +450,11 @@ fail:
 }
 
 void rp_store_close(rp_store *s) { store_free(s); }
+
+const char *rp_store_fill_state_name(rp_fill_state st) {
+    static const char *const names[] = {"idle", "running", "done", "failed", "stopped"};
+    return (unsigned)st < sizeof names / sizeof names[0] ? names[st] : "?";
+}
 
 const rp_config *rp_store_config(const rp_store *s) { return &s->cfg; }
 
@@ -397,6 +528,24 @@ rp_err rp_store_stats_get(rp_store *s, rp_store_stats *out, rp_errbuf *eb) {
     out->map_size = info.me_mapsize;
     out->map_used = ((uint64_t)info.me_last_pgno + 1) * est.ms_psize;
     out->map_max = s->cfg.map_max;
+    if (!s->absent[RP_DB_DIGESTS]) {
+        MDB_stat dst;
+        mrc = mdb_stat(txn, s->dbi[RP_DB_DIGESTS], &dst);
+        if (mrc) {
+            rc = rp_si_mdb(eb, mrc, "reading database statistics");
+            goto out;
+        }
+        out->digests = dst.ms_entries;
+        char after[RP_ID_MAX];
+        size_t after_n;
+        rc = rp_si_digest_state(s, txn, &out->digests_ready, after, &after_n, eb);
+        if (rc != RP_OK) goto out;
+    }
+    pthread_mutex_lock(&s->fill_mu);
+    out->digest_fill = s->fill_state;
+    out->digest_fill_visited = s->fill_visited;
+    out->digest_fill_built = s->fill_built;
+    pthread_mutex_unlock(&s->fill_mu);
     if (s->writer) rp_writer_get_stats(s->writer, &out->writer);
 out:
     rp_store_rend(s, txn);

@@ -3,7 +3,7 @@
  * One LMDB environment holds named databases (layout in proto/STORAGE.md):
  * customers, events, issues, phones, emails, accounts, aliases, alias_rev,
  * evcount, meta, idem, idem_exp (idempotency keys: store/idem.h), evids
- * (event_id index). Every operation is one transaction: reads run in their own
+ * (event_id index), digests (card digests: store/digest.h). Every operation is one transaction: reads run in their own
  * read transaction (MVCC, never waiting for writes); writes run through the
  * group-committing writer (writer.h), so a write returns only after its
  * commit.
@@ -72,9 +72,26 @@ typedef struct rp_lookup {
     char key[RP_EMAIL_MAX + 1];/* the normalized key that was looked up */
 } rp_lookup;
 
+/* The digest backfill of a store opened for writing (rp_store_open). */
+typedef enum rp_fill_state {
+    RP_FILL_IDLE = 0, /* none needed: the digests were ready at open (or read-only) */
+    RP_FILL_RUNNING,  /* walking the customers */
+    RP_FILL_DONE,     /* finished: every customer was given a current digest */
+    RP_FILL_FAILED,   /* stopped by an error (the next writable open resumes it) */
+    RP_FILL_STOPPED,  /* stopped by rp_store_close */
+} rp_fill_state;
+
+/* "idle", "running", "done", "failed", "stopped"; "?" out of range. */
+const char *rp_store_fill_state_name(rp_fill_state s);
+
 typedef struct rp_store_stats {
     uint64_t customers, events, issues, aliases;
     uint64_t phones, emails, accounts;
+    uint64_t digests;             /* entries of the digests table */
+    bool digests_ready;           /* meta says every customer has a current digest */
+    rp_fill_state digest_fill;    /* the backfill of this open */
+    uint64_t digest_fill_visited; /* customers it looked at so far */
+    uint64_t digest_fill_built;   /* digests it (re)built so far */
     uint64_t map_size, map_used, map_max; /* bytes */
     rp_writer_stats writer;
 } rp_store_stats;
@@ -91,7 +108,9 @@ typedef struct rp_put_opts {
 
 /* Open (creating if needed) the store in cfg->data_dir with cfg's map,
  * durability and writer settings, clear stale reader slots, and start the
- * writer. cfg is copied. Returns RP_OK, RP_BAD_REQUEST (bad settings),
+ * writer; when meta says the card digests are not ready for this version
+ * and card_max_events, also start their backfill thread (digest.h; stats
+ * report it; rp_store_close stops it). cfg is copied. Returns RP_OK, RP_BAD_REQUEST (bad settings),
  * RP_FORBIDDEN (permissions), RP_INTERNAL (corrupt/incompatible store), or
  * an errno-mapped code. *out is set only on success. */
 rp_err rp_store_open(const rp_config *cfg, rp_store **out, rp_errbuf *eb);
@@ -101,7 +120,8 @@ rp_err rp_store_open(const rp_config *cfg, rp_store **out, rp_errbuf *eb);
  * RP_FORBIDDEN. Returns like rp_store_open; RP_NOT_FOUND if no store. */
 rp_err rp_store_open_readonly(const rp_config *cfg, rp_store **out, rp_errbuf *eb);
 
-/* Stop the writer (finishing queued writes), flush and close. NULL is ok. */
+/* Stop the digest backfill (after its current batch), stop the writer
+ * (finishing queued writes), flush and close. NULL is ok. */
 void rp_store_close(rp_store *s);
 
 const rp_config *rp_store_config(const rp_store *s);
@@ -250,6 +270,20 @@ rp_err rp_store_wappend_event(rp_store *s, MDB_txn *txn, const rp_event *e, int6
  * RP_NOT_FOUND. */
 rp_err rp_store_wput_issue(rp_store *s, MDB_txn *txn, const rp_issue *i, int64_t now,
                            rp_store_id *canon_out, rp_errbuf *eb);
+
+/* Bulk writes (import): after rp_store_wdigest_defer, the event appends
+ * of this writer thread note their customer instead of rewriting its
+ * digest each time, and rp_store_wdigest_flush — in the same transaction,
+ * before it commits — rebuilds each noted customer's digest once from its
+ * history: one history read per customer instead of one digest rewrite
+ * per event (an import of 200-event customers appends 200 times). Every
+ * other writer keeps its digest upkeep. rp_store_wdigest_drop ends the
+ * deferral without rebuilding, for a transaction that will abort. Writer
+ * thread only; flush returns RP_OK, RP_UNAVAILABLE or a mapped LMDB
+ * error, and ends the deferral either way. */
+void rp_store_wdigest_defer(rp_store *s);
+rp_err rp_store_wdigest_flush(rp_store *s, MDB_txn *txn, rp_errbuf *eb);
+void rp_store_wdigest_drop(rp_store *s);
 
 /* --- running writes ---------------------------------------------------------- */
 

@@ -7,8 +7,12 @@
  *   store_index.c  identity index entries and the reindex diff, event
  *                  counts, event seqs, the event_id index (evids),
  *                  retention trim, range deletes
+ *   digest.c       the card digest (digest.h): format, parser, readers,
+ *                  its maintenance by the writers (build, rebuild, append,
+ *                  delete) and the backfill's batches
  *   store.c        lifecycle: open/close, config, read transactions, stats,
- *                  running writes (rp_store_write, rp_store_submit)
+ *                  running writes (rp_store_write, rp_store_submit), the
+ *                  digest backfill thread
  *   store_read.c   readers; alias resolution; loading a record to change it
  *   store_write.c  the one customer write (rp_si_customer_write) and the
  *                  put/patch/event/issue writers
@@ -54,6 +58,7 @@ typedef enum rp_db {
     RP_DB_IDEM,      /* idempotency keys (idem.c) */
     RP_DB_IDEM_EXP,  /* ... by expiry */
     RP_DB_EVIDS,     /* added after schema 1: created at a writable open */
+    RP_DB_DIGESTS,   /* card digests (digest.c): likewise */
     RP_DB__COUNT
 } rp_db;
 
@@ -65,6 +70,21 @@ struct rp_store {
     pthread_rwlock_t map_lock;  /* read: open read txns; write: map resize */
     MDB_dbi dbi[RP_DB__COUNT];
     int lock_fd;                /* the data directory's writer lock (lock.h); -1 read-only */
+    bool absent[RP_DB__COUNT];  /* a late database a read-only open did not find */
+    /* The digest backfill (store.c): its thread runs while fill_running. */
+    pthread_t fill_thread;
+    bool fill_started;          /* fill_thread was created (join it at close) */
+    pthread_mutex_t fill_mu;    /* guards the fields below */
+    bool fill_stop;             /* close asks the thread to stop */
+    rp_fill_state fill_state;
+    uint64_t fill_visited, fill_built;
+    char fill_after[RP_ID_MAX]; /* where the next batch starts (exclusive) */
+    size_t fill_after_n;
+    /* Deferred digest upkeep of a bulk write (rp_store_wdigest_defer):
+     * writer thread only. */
+    bool digest_defer;
+    rp_store_id *deferred;      /* customers whose digest waits for the flush */
+    uint32_t ndeferred, deferred_cap;
 };
 
 /* An MDB_val over a const buffer (LMDB's API is not const-correct). */
@@ -218,6 +238,72 @@ static inline void rp_si_id_out(rp_store_id *out, rp_str id) {
     memcpy(out->p, id.p, id.n);
     out->n = id.n;
 }
+
+/* --- digest.c ---------------------------------------------------------------- */
+
+/* The cap digests are written with: min(card_max_events, RP_DIGEST_MAX_EVENTS). */
+uint32_t rp_si_digest_cap(const rp_store *s);
+
+/* Build the digest of canonical customer cid from its history (its newest
+ * cap events, cap 1..RP_DIGEST_MAX_EVENTS) into a heap blob *out, which
+ * the caller frees (rp_si_blob_free) on RP_OK. Reads only. Returns RP_OK,
+ * RP_INTERNAL (a corrupt event), RP_UNAVAILABLE (out of memory) or a
+ * mapped LMDB error. */
+rp_err rp_si_digest_build(rp_store *s, MDB_txn *txn, rp_str cid, uint32_t cap, rp_si_blob *out,
+                          rp_errbuf *eb);
+
+/* Build cid's digest with rp_si_digest_cap and store it. A history that
+ * cannot be read (a corrupt event) leaves cid without a digest, so the
+ * card reads (and reports) the history: that is RP_OK. Returns RP_OK,
+ * RP_UNAVAILABLE or a mapped LMDB error. */
+rp_err rp_si_digest_rebuild(rp_store *s, MDB_txn *txn, rp_str cid, rp_errbuf *eb);
+
+/* Delete cid's digest (none is fine). */
+rp_err rp_si_digest_del(rp_store *s, MDB_txn *txn, rp_str cid, rp_errbuf *eb);
+
+/* After an append stored e at (ts, seq) under cid, raised the count to
+ * count_stored and ran retention: bring cid's digest up to date (insert,
+ * drop past the cap, account for the trim), or rebuild it when it is
+ * missing, of another cap, corrupt, or the trim was not a plain drop of
+ * the oldest events. e's strings must not point into the map. Returns as
+ * rp_si_digest_rebuild. */
+rp_err rp_si_digest_append(rp_store *s, MDB_txn *txn, rp_str cid, const rp_event *e, int64_t ts,
+                           uint32_t seq, uint32_t count_stored, rp_errbuf *eb);
+
+/* In a deferred bulk write (s->digest_defer): note that cid's events
+ * changed, for rp_store_wdigest_flush. Returns RP_OK or RP_UNAVAILABLE
+ * (out of memory). */
+rp_err rp_si_digest_note(rp_store *s, rp_str cid, rp_errbuf *eb);
+
+/* One backfill batch's outcome. */
+typedef struct rp_si_fill {
+    char next[RP_ID_MAX]; /* the last customer visited: the next batch starts after it */
+    size_t next_n;
+    uint32_t visited, built; /* customers looked at, digests (re)built */
+    bool done;               /* the walk reached the end: digests marked ready */
+} rp_si_fill;
+
+/* The meta state of the digests: *ready when meta "digest_ready" holds
+ * this build's version and cap; otherwise after/after_n get the recorded
+ * progress of an unfinished backfill of the same version and cap (0: from
+ * the start). A store without the digests table is not ready. Returns
+ * RP_OK or a mapped LMDB error. */
+rp_err rp_si_digest_state(rp_store *s, MDB_txn *txn, bool *ready, char after[RP_ID_MAX], size_t *after_n,
+                          rp_errbuf *eb);
+
+/* Record meta "digest_ready" (this version and cap) and drop the progress. */
+rp_err rp_si_digest_mark_ready(rp_store *s, MDB_txn *txn, rp_errbuf *eb);
+
+/* One backfill batch: visit the customers after `after` (empty: from the
+ * first) in id order, at most max_customers of them, stopping early once
+ * the digests rebuilt amount to max_events events (at the cap); give each
+ * that has no digest, an unreadable one or one of another cap a new one.
+ * Records the progress in meta "digest_fill", or, at the end of the
+ * customers, marks the digests ready. Writes only into *out besides txn,
+ * so it may be re-run. Returns RP_OK, RP_UNAVAILABLE, RP_INTERNAL (a
+ * corrupt customer key) or a mapped LMDB error. */
+rp_err rp_si_digest_fill(rp_store *s, MDB_txn *txn, rp_str after, uint32_t max_customers,
+                         uint32_t max_events, rp_si_fill *out, rp_errbuf *eb);
 
 /* --- store_write.c ------------------------------------------------------------ */
 

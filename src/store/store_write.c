@@ -193,7 +193,8 @@ static rp_err append_place(rp_store *s, MDB_txn *txn, const rp_event *e, rp_str 
 
 /* Store the encoded event val of customer cid at *at: the event, its
  * evids entry, the count, then retention (which keeps this event from the
- * age rule). */
+ * age rule), then the customer's card digest (digest.c). e's strings are
+ * the caller's, never the map's, as the digest update requires. */
 static rp_err append_store(rp_store *s, MDB_txn *txn, const rp_event *e, rp_str cid,
                            const enc_buf *val, const rp_cursor *at, int64_t now, rp_errbuf *eb) {
     uint32_t count;
@@ -209,7 +210,9 @@ static rp_err append_store(rp_store *s, MDB_txn *txn, const rp_event *e, rp_str 
     if (e->event_id.n > 0) rc = rp_si_evid_put(s, txn, cid, e->event_id, at->ts, at->seq, eb);
     if (rc == RP_OK) rc = rp_si_evcount_set(s, txn, cid, count + 1, eb);
     if (rc == RP_OK) rc = rp_si_trim(s, txn, cid, now, key, kn, eb);
-    return rc;
+    if (rc != RP_OK) return rc;
+    if (s->digest_defer) return rp_si_digest_note(s, cid, eb);
+    return rp_si_digest_append(s, txn, cid, e, at->ts, at->seq, count + 1, eb);
 }
 
 rp_err rp_store_wappend_event(rp_store *s, MDB_txn *txn, const rp_event *e, int64_t now,

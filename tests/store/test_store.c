@@ -968,7 +968,7 @@ static size_t assert_no_trace(rp_store *s, const char *const *needles, size_t nn
         nnames++;
     }
     mdb_cursor_close(cur);
-    assert_int_equal(nnames, 13); /* STORAGE.md: ten, plus idem, idem_exp and evids */
+    assert_int_equal(nnames, 14); /* STORAGE.md: ten, plus idem, idem_exp, evids and digests */
     size_t entries = 0;
     for (int d = 0; d < nnames; d++) {
         MDB_dbi dbi;
