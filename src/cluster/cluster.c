@@ -37,7 +37,8 @@
 #define CL_WAIT_BUCKETS 1024     /* waiter hash buckets (by ticket) */
 #define CL_BATCH_MAX 1024        /* entries per apply batch at most */
 #define CL_BATCH_BYTES (16u << 20) /* ... and this many bytes of entries */
-#define CL_OPEN_TIMEOUT_MS 30000 /* connect + stream check at start-up */
+#define CL_OPEN_TIMEOUT_MS 30000 /* stream check at start-up, NATS reachable */
+#define CL_UNREACHABLE_MS 5000   /* no NATS server at all this long: start with reads only */
 #define CL_BACKOFF_MIN_MS 20
 #define CL_BACKOFF_MAX_MS 1000
 #define CL_MSGID_MAX 200
@@ -83,6 +84,7 @@ struct rp_cluster {
     rp_writer_hist h_publish, h_apply;
 
     atomic_bool connected, halted;
+    atomic_bool checked; /* the stream was read and the seeding rule holds */
     atomic_uint_fast64_t applied_seq, stream_seq;
     atomic_uint_fast64_t n_published, n_retries, n_failed, n_applied, n_reconnects;
 };
@@ -259,6 +261,8 @@ static rp_err make_options(rp_cluster *cl, rp_errbuf *eb) {
     if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(cl->opts, on_disconnected, cl);
     if (s == NATS_OK) s = natsOptions_SetReconnectedCB(cl->opts, on_reconnected, cl);
     if (s == NATS_OK) s = natsOptions_SetClosedCB(cl->opts, on_closed, cl);
+    /* no server at start-up: libnats keeps trying, as after a disconnect */
+    if (s == NATS_OK) s = natsOptions_SetRetryOnFailedConnect(cl->opts, true, on_reconnected, cl);
     if (s != NATS_OK) return nats_fail(eb, RP_BAD_REQUEST, "cluster_urls", s, 0);
     return RP_OK;
 }
@@ -297,6 +301,45 @@ static rp_err ensure_stream(rp_cluster *cl, uint64_t *first, uint64_t *last, rp_
     *first = si->State.FirstSeq;
     *last = si->State.LastSeq;
     jsStreamInfo_Destroy(si);
+    return RP_OK;
+}
+
+/* The seeding rule (proto/CLUSTER.md "Retention and seeding"): the stream
+ * [first, last] must hold this store's applied sequence + 1, or end at it.
+ * Returns RP_OK or RP_CONFLICT saying how to re-seed. */
+static rp_err seed_check(rp_cluster *cl, uint64_t first, uint64_t last, rp_errbuf *eb) {
+    const rp_config *cfg = &cl->cfg;
+    uint64_t applied = atomic_load(&cl->applied_seq);
+    bool empty = last < first || first == 0;
+    if (applied > last)
+        return rp_errf(eb, RP_CONFLICT,
+                       "this store applied log sequence %" PRIu64 " but stream %s ends at %" PRIu64
+                       ": it belongs to another stream (or the stream was re-created); re-seed it from a "
+                       "`rapport backup` of a node of this stream, or start with an empty data directory",
+                       applied, cfg->cluster_stream, last);
+    /* A store with data that never applied this stream (a single node's
+     * store) would replay the stream over its own data and diverge from
+     * the other nodes; it may only start an empty stream (and the others
+     * are then seeded from its backup). */
+    rp_store_stats st;
+    if (applied == 0 && last > 0 && rp_store_stats_get(cl->store, &st, eb) == RP_OK &&
+        st.customers + st.events + st.issues + st.aliases > 0)
+        return rp_errf(eb, RP_CONFLICT,
+                       "this store holds data but never applied stream %s (which has %" PRIu64 " entries): "
+                       "re-seed it from a `rapport backup` of a node of this stream, or start with an empty "
+                       "data directory",
+                       cfg->cluster_stream, last);
+    if (!empty && applied + 1 < first)
+        return rp_errf(eb, RP_CONFLICT,
+                       "this store applied log sequence %" PRIu64 " but stream %s now starts at %" PRIu64
+                       " (entries %" PRIu64 "..%" PRIu64 " are gone, retention): re-seed this node from a "
+                       "`rapport backup` of a current node (its sequence must be >= %" PRIu64 ")",
+                       applied, cfg->cluster_stream, first, applied + 1, first - 1, first - 1);
+    if (empty && applied + 1 < first && applied != last)
+        return rp_errf(eb, RP_CONFLICT,
+                       "this store applied log sequence %" PRIu64 " but stream %s holds nothing before "
+                       "%" PRIu64 ": re-seed this node from a `rapport backup` of a current node",
+                       applied, cfg->cluster_stream, first);
     return RP_OK;
 }
 
@@ -363,74 +406,51 @@ rp_err rp_cluster_open(const rp_config *cfg, rp_store *store, rp_cluster **out, 
     atomic_store(&cl->applied_seq, applied);
     if ((rc = make_options(cl, eb)) != RP_OK) goto fail;
 
-    /* Connect and read (or create) the stream, retrying until the deadline:
-     * a NATS cluster that just started elects its JetStream leader first. */
-    int64_t deadline = mono_ns() + (int64_t)CL_OPEN_TIMEOUT_MS * 1000000;
+    /* Connect (libnats goes on trying in the background) and read (or
+     * create) the stream, retrying until the deadline: a NATS cluster that
+     * just started elects its JetStream leader first. */
+    natsStatus s = natsConnection_Connect(&cl->nc, cl->opts);
+    if (s != NATS_OK && s != NATS_NOT_YET_CONNECTED) {
+        rc = nats_fail(eb, RP_UNAVAILABLE, "connecting to NATS", s, 0);
+        goto fail;
+    }
+    if ((s = natsConnection_JetStream(&cl->js, cl->nc, NULL)) != NATS_OK) {
+        rc = nats_fail(eb, RP_UNAVAILABLE, "JetStream context", s, 0);
+        goto fail;
+    }
+    int64_t t0 = mono_ns(), wait_ms = CL_BACKOFF_MIN_MS;
     uint64_t first = 0, last = 0;
-    int64_t wait_ms = CL_BACKOFF_MIN_MS;
+    bool reached = false;
     for (;;) {
-        natsStatus s = NATS_OK;
-        if (cl->nc == NULL) {
-            s = natsConnection_Connect(&cl->nc, cl->opts);
-            if (s == NATS_OK) s = natsConnection_JetStream(&cl->js, cl->nc, NULL);
-            if (s != NATS_OK) {
-                if (cl->nc) natsConnection_Destroy(cl->nc);
-                cl->nc = NULL;
-                rc = nats_fail(eb, RP_UNAVAILABLE, "connecting to NATS", s, 0);
-            }
+        bool up = natsConnection_Status(cl->nc) == NATS_CONN_STATUS_CONNECTED;
+        if (up) atomic_store(&cl->connected, true);
+        if (up && (rc = ensure_stream(cl, &first, &last, eb)) == RP_OK) {
+            reached = true;
+            break;
         }
-        if (cl->nc != NULL && (rc = ensure_stream(cl, &first, &last, eb)) == RP_OK) break;
-        if (mono_ns() > deadline) goto fail;
+        int64_t waited = mono_ns() - t0;
+        if ((!up && waited > (int64_t)CL_UNREACHABLE_MS * 1000000) ||
+            waited > (int64_t)CL_OPEN_TIMEOUT_MS * 1000000)
+            break;
         struct timespec ts = {0, wait_ms * 1000000};
         nanosleep(&ts, NULL); /* backoff before the next try */
         wait_ms = wait_ms * 2 > CL_BACKOFF_MAX_MS ? CL_BACKOFF_MAX_MS : wait_ms * 2;
     }
-    atomic_store(&cl->connected, true);
-    atomic_store(&cl->stream_seq, last);
-
-    /* Seeding: the stream must still hold applied + 1 (or end at applied). */
-    bool empty = last < first || first == 0;
-    if (applied > last) {
-        rc = rp_errf(eb, RP_CONFLICT,
-                     "this store applied log sequence %" PRIu64 " but stream %s ends at %" PRIu64
-                     ": it belongs to another stream (or the stream was re-created); re-seed it from a "
-                     "`rapport backup` of a node of this stream, or start with an empty data directory",
-                     applied, cfg->cluster_stream, last);
-        goto fail;
+    if (reached) {
+        if ((rc = seed_check(cl, first, last, eb)) != RP_OK) goto fail;
+        atomic_store(&cl->checked, true);
+        atomic_store(&cl->stream_seq, last);
+        cl_log("info", "cluster_open", "node=%s stream=%s applied=%" PRIu64 " first=%" PRIu64 " last=%" PRIu64,
+               cl->node, cfg->cluster_stream, applied, first, last);
+    } else {
+        /* NATS unreachable: serve reads from the store; the apply thread
+         * checks the stream once it is reachable, before anything is
+         * published or applied (proto/CLUSTER.md "Failure modes") */
+        cl_log("warn", "cluster_open_deferred",
+               "node=%s stream=%s applied=%" PRIu64 " reason=\"%s\" action=\"reads only until NATS is reachable\"",
+               cl->node, cfg->cluster_stream, applied, rp_errbuf_msg(eb));
+        memset(eb, 0, sizeof *eb);
     }
-    /* A store with data that never applied this stream (a single node's
-     * store) would replay the stream over its own data and diverge from
-     * the other nodes; it may only start an empty stream (and the others
-     * are then seeded from its backup). */
-    rp_store_stats st;
-    if (applied == 0 && last > 0 && rp_store_stats_get(store, &st, eb) == RP_OK &&
-        st.customers + st.events + st.issues + st.aliases > 0) {
-        rc = rp_errf(eb, RP_CONFLICT,
-                     "this store holds data but never applied stream %s (which has %" PRIu64 " entries): "
-                     "re-seed it from a `rapport backup` of a node of this stream, or start with an empty "
-                     "data directory",
-                     cfg->cluster_stream, last);
-        goto fail;
-    }
-    if (!empty && applied + 1 < first) {
-        rc = rp_errf(eb, RP_CONFLICT,
-                     "this store applied log sequence %" PRIu64 " but stream %s now starts at %" PRIu64
-                     " (entries %" PRIu64 "..%" PRIu64 " are gone, retention): re-seed this node from a "
-                     "`rapport backup` of a current node (its sequence must be >= %" PRIu64 ")",
-                     applied, cfg->cluster_stream, first, applied + 1, first - 1, first - 1);
-        goto fail;
-    }
-    if (empty && applied + 1 < first && applied != last) {
-        rc = rp_errf(eb, RP_CONFLICT,
-                     "this store applied log sequence %" PRIu64 " but stream %s holds nothing before "
-                     "%" PRIu64 ": re-seed this node from a `rapport backup` of a current node",
-                     applied, cfg->cluster_stream, first);
-        goto fail;
-    }
-    cl_log("info", "cluster_open",
-            "node=%s stream=%s applied=%" PRIu64 " first=%" PRIu64
-            " last=%" PRIu64 "",
-            cl->node, cfg->cluster_stream, applied, first, last);
     *out = cl;
     return RP_OK;
 fail:
@@ -621,7 +641,7 @@ static void publish_one(rp_cluster *cl, pub_item *it) {
         int64_t now = mono_ns();
         if (now >= it->deadline_ns) break;
         int64_t left_ms = (it->deadline_ns - now) / 1000000 + 1;
-        if (natsConnection_Status(cl->nc) == NATS_CONN_STATUS_CONNECTED) {
+        if (atomic_load(&cl->checked) && natsConnection_Status(cl->nc) == NATS_CONN_STATUS_CONNECTED) {
             jsPubOptions po;
             jsPubOptions_Init(&po);
             po.MsgId = it->msgid;
@@ -864,6 +884,30 @@ static void *apply_main(void *arg) {
             pthread_mutex_unlock(&cl->mu);
             continue;
         }
+        if (!atomic_load(&cl->checked)) { /* started without NATS: check the stream first */
+            uint64_t first = 0, last = 0;
+            rp_errbuf eb = {0};
+            rp_err rc = RP_UNAVAILABLE;
+            if (natsConnection_Status(cl->nc) == NATS_CONN_STATUS_CONNECTED &&
+                (rc = ensure_stream(cl, &first, &last, &eb)) == RP_OK)
+                rc = seed_check(cl, first, last, &eb);
+            if (rc == RP_OK) {
+                atomic_store(&cl->checked, true);
+                atomic_max(&cl->stream_seq, last);
+                cl_log("info", "cluster_open", "node=%s stream=%s applied=%" PRIu64 " first=%" PRIu64
+                       " last=%" PRIu64, cl->node, cl->cfg.cluster_stream, atomic_load(&cl->applied_seq), first, last);
+            } else if (rc == RP_CONFLICT) {
+                cl_log("error", "cluster_refused", "node=%s reason=\"%s\"", cl->node, eb.msg);
+                halted = true;
+                atomic_store(&cl->halted, true);
+                continue;
+            } else {
+                pthread_mutex_lock(&cl->mu);
+                backoff_wait(cl, &cl->applied_cv, 500);
+                pthread_mutex_unlock(&cl->mu);
+                continue;
+            }
+        }
         if (sub == NULL) {
             natsStatus s = subscribe(cl, &sub);
             if (s != NATS_OK) {
@@ -1006,7 +1050,7 @@ void rp_cluster_get_stats(rp_cluster *cl, rp_cluster_stats *out) {
     out->stream_seq = atomic_load(&cl->stream_seq);
     if (out->stream_seq < out->applied_seq) out->stream_seq = out->applied_seq;
     out->lag = out->stream_seq - out->applied_seq;
-    out->healthy = out->connected && !out->halted && out->lag <= cl->cfg.max_lag;
+    out->healthy = out->connected && !out->halted && atomic_load(&cl->checked) && out->lag <= cl->cfg.max_lag;
     out->published = atomic_load(&cl->n_published);
     out->publish_retries = atomic_load(&cl->n_retries);
     out->publish_failed = atomic_load(&cl->n_failed);

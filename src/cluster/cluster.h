@@ -124,10 +124,14 @@ typedef struct rp_cluster_stats {
  * Nothing is applied yet: rp_cluster_start does that. One cluster per
  * process: rp_cluster_stop (and a failed open) ends libnats for good.
  *   cfg: copied; store: not owned, must outlive the cluster.
- * Returns RP_OK and *out (free with rp_cluster_stop), RP_UNAVAILABLE (NATS
- * unreachable within cluster_write_timeout_ms, or the stream cannot be
- * read or created), RP_CONFLICT (the store's sequence is not in the stream:
- * eb says how to re-seed), RP_BAD_REQUEST (a bad setting), RP_INTERNAL. */
+ * When no NATS server answers for 5 s (or the stream cannot be read for
+ * 30 s) it returns RP_OK anyway: the node serves reads, and the apply
+ * thread reads the stream and checks the rule once NATS is reachable,
+ * before anything is published or applied (a failed check then halts).
+ * Returns RP_OK and *out (free with rp_cluster_stop), RP_CONFLICT (the
+ * store's sequence is not in the stream: eb says how to re-seed),
+ * RP_BAD_REQUEST (a bad setting), RP_UNAVAILABLE (libnats could not start
+ * a connection), RP_INTERNAL. */
 rp_err rp_cluster_open(const rp_config *cfg, rp_store *store, rp_cluster **out, rp_errbuf *eb);
 
 /* Start the apply thread and the publishers: apply(ctx, ...) runs each

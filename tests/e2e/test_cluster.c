@@ -33,6 +33,7 @@
  *   - test_nats_down: every nats-server stopped: both nodes report
  *     disconnected (/healthz 503), reads go on, a write answers
  *     UNAVAILABLE after cluster_write_timeout_ms and is applied nowhere;
+ *     a node restarted meanwhile starts and serves reads;
  *     the servers back: /healthz 200 again, writes resume, both converge.
  */
 #include <stdarg.h>
@@ -586,6 +587,16 @@ static void test_nats_down(void **state) {
     assert_true(took >= WRITE_TIMEOUT_MS - 50 && took < WRITE_TIMEOUT_MS + 5000);
     err_call(c[0], "customer.get", "{\"id\":\"d2\"}", RP_NOT_FOUND);
     err_call(c[1], "customer.get", "{\"id\":\"d2\"}", RP_NOT_FOUND);
+
+    /* a node restarted while NATS is away serves reads from its store */
+    rp_client_close(c[1]);
+    node_stop(b);
+    assert_int_equal(rp_h_restart(b), 0);
+    assert_true(rp_h_log_has(b, "cluster_open_deferred"));
+    c[1] = rp_h_connect(b);
+    assert_non_null(c[1]);
+    ok_call(c[1], "customer.get", "{\"id\":\"d1\"}");
+    assert_int_equal(healthz(b), 503);
 
     /* NATS back: healthy again, writes resume (retried with a key while
      * the stream elects its leader) */
