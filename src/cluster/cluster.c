@@ -39,6 +39,7 @@
 #define CL_BATCH_BYTES (16u << 20) /* ... and this many bytes of entries */
 #define CL_OPEN_TIMEOUT_MS 30000 /* stream check at start-up, NATS reachable */
 #define CL_UNREACHABLE_MS 5000   /* no NATS server at all this long: start with reads only */
+#define CL_PUBLISH_WAIT_MS 2000  /* MaxWait of one publish try: an ack lost with a dead server costs this */
 #define CL_BACKOFF_MIN_MS 20
 #define CL_BACKOFF_MAX_MS 1000
 #define CL_MSGID_MAX 200
@@ -645,7 +646,7 @@ static void publish_one(rp_cluster *cl, pub_item *it) {
             jsPubOptions po;
             jsPubOptions_Init(&po);
             po.MsgId = it->msgid;
-            po.MaxWait = left_ms < 5000 ? left_ms : 5000;
+            po.MaxWait = left_ms < CL_PUBLISH_WAIT_MS ? left_ms : CL_PUBLISH_WAIT_MS;
             jsPubAck *pa = NULL;
             jsErrCode jerr = 0;
             natsStatus s = js_PublishMsg(&pa, cl->js, it->msg, &po, &jerr);
@@ -847,8 +848,14 @@ static natsStatus subscribe(rp_cluster *cl, natsSubscription **sub) {
     so.Ordered = true;
     so.Config.DeliverPolicy = js_DeliverByStartSequence;
     so.Config.OptStartSeq = atomic_load(&cl->applied_seq) + 1;
+    /* 1 s per try, not the default 5: right after a server died, the
+     * consumer may be placed on it until the cluster notices; a new try
+     * lands elsewhere sooner */
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = 1000;
     jsErrCode jerr = 0;
-    return js_SubscribeSync(sub, cl->js, cl->subject, NULL, &so, &jerr);
+    return js_SubscribeSync(sub, cl->js, cl->subject, &jo, &so, &jerr);
 }
 
 /* Refresh stream_seq from the stream's info (when idle). */
@@ -909,8 +916,13 @@ static void *apply_main(void *arg) {
             }
         }
         if (sub == NULL) {
+            int64_t ts0 = mono_ns();
             natsStatus s = subscribe(cl, &sub);
             if (s != NATS_OK) {
+                const char *why = nats_GetLastError(NULL);
+                cl_log("warn", "cluster_subscribe_failed", "node=%s from=%" PRIu64 " ms=%lld error=\"%s\" action=retry",
+                       cl->node, atomic_load(&cl->applied_seq) + 1, (long long)((mono_ns() - ts0) / 1000000),
+                       why ? why : natsStatus_GetText(s));
                 sub = NULL;
                 pthread_mutex_lock(&cl->mu);
                 backoff_wait(cl, &cl->applied_cv, wait_ms);
@@ -937,10 +949,10 @@ static void *apply_main(void *arg) {
             /* The ordered consumer lives on the NATS servers (memory, one
              * replica): after they all restarted, or a reconnect, it may be
              * gone without libnats noticing. Behind the stream with nothing
-             * arriving for 2 s, or reconnected since it was made: make it
+             * arriving for 1 s, or reconnected since it was made: make it
              * again from applied + 1. */
             bool behind = atomic_load(&cl->stream_seq) > atomic_load(&cl->applied_seq);
-            if ((behind && now - last_progress > 2000000000LL) ||
+            if ((behind && now - last_progress > 1000000000LL) ||
                 atomic_load(&cl->n_reconnects) != sub_reconnects) {
                 if (atomic_load(&cl->connected)) {
                     cl_log("info", "cluster_resubscribe", "node=%s from=%" PRIu64 "", cl->node,
