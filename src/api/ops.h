@@ -249,7 +249,8 @@ typedef struct rp_api_idem {
     char canon[RP_ID_MAX];     /* canonical id after the write (set by apply) */               \
     size_t canon_n;                                                                            \
     rp_api_idem idem;          /* the idempotency key, when given (ops_idem.c) */          \
-    rp_cluster_wait cw;        /* cluster mode: waiting for the entry's apply */
+    rp_cluster_wait cw;        /* cluster mode: waiting for the entry's apply */              \
+    msgpack_sbuffer orig;      /* cluster mode, with a key: the params as received (owned) */
 
 struct rp_api_write {
     RP_API_WRITE_FIELDS

@@ -158,6 +158,7 @@ static void write_free(rp_api_write *w) {
     if (w == NULL) return;
     if (w->desc->cleanup) w->desc->cleanup(w);
     msgpack_sbuffer_destroy(&w->idem.reply);
+    msgpack_sbuffer_destroy(&w->orig);
     free(w->block);
     free(w);
 }
@@ -236,10 +237,18 @@ static rp_api_write *write_of_wait(rp_cluster_wait *wt) {
     return (rp_api_write *)(void *)((char *)wt - offsetof(rp_api_write, cw));
 }
 
+/* Publish w's params as received (w->orig) again under a fresh id. Returns
+ * true when published; otherwise replies (UNAVAILABLE) and returns false. */
+static bool write_republish(rp_api_write *w);
+
 /* A duplicate entry (the same idempotency key and request, within the
  * stream's duplicates window): the first request's entry is applied here;
- * answer what it recorded under the key. */
-static void write_answer_duplicate(rp_api_write *w) {
+ * answer what it recorded under the key. When it recorded nothing (the
+ * first request failed, and a failed write keeps no key), the request is
+ * published again under a fresh id, to be decided anew at apply as a
+ * single node would. Returns true when w was published again (w is then
+ * the cluster's, not freed here). */
+static bool write_answer_duplicate(rp_api_write *w) {
     rp_errbuf eb = {0};
     rp_store *s = rp_api_store(w->rq.api);
     MDB_txn *txn = NULL;
@@ -251,8 +260,10 @@ static void write_answer_duplicate(rp_api_write *w) {
     }
     if ((rc = rp_store_rbegin(s, &txn, &eb)) != RP_OK) goto fail;
     rc = rp_store_idem_get(s, txn, (rp_str){w->idem.key, w->idem.n}, w->idem.hash, w->rq.now, &hit, &eb);
-    if (rc == RP_OK && !hit.found)
-        rc = rp_errf(&eb, RP_UNAVAILABLE, "the first request with this idempotency key failed; retry");
+    if (rc == RP_OK && !hit.found) {
+        rp_store_rend(s, txn);
+        return write_republish(w);
+    }
     if (rc != RP_OK) goto fail;
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
@@ -260,10 +271,11 @@ static void write_answer_duplicate(rp_api_write *w) {
     rp_store_rend(s, txn);
     rp_api_ok(&w->rq, &sb);
     msgpack_sbuffer_destroy(&sb);
-    return;
+    return false;
 fail:
     if (txn) rp_store_rend(s, txn);
     rp_api_fail_rc(&w->rq, rc, &eb);
+    return false;
 }
 
 /* The entry of w was applied here (or could not be published): reply with
@@ -271,7 +283,7 @@ fail:
 static void write_cluster_done(rp_cluster_wait *wt, const rp_cluster_result *res, bool duplicate) {
     rp_api_write *w = write_of_wait(wt);
     if (duplicate) {
-        write_answer_duplicate(w);
+        if (write_answer_duplicate(w)) return; /* published again: answered later */
     } else if (res->rc == RP_OK) {
         if (res->canon_n) rp_api_audit_id(&w->rq, (rp_str){res->canon, res->canon_n});
         rp_api_ok(&w->rq, &res->reply);
@@ -279,6 +291,26 @@ static void write_cluster_done(rp_cluster_wait *wt, const rp_cluster_result *res
         rp_api_fail_rc(&w->rq, res->rc, &res->eb);
     }
     write_free(w);
+}
+
+static bool write_republish(rp_api_write *w) {
+    rp_errbuf eb = {0};
+    rp_err rc = RP_UNAVAILABLE;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    size_t off = 0;
+    if (w->orig.data != NULL &&
+        msgpack_unpack_next(&up, w->orig.data, w->orig.size, &off) == MSGPACK_UNPACK_SUCCESS) {
+        w->cw.done = write_cluster_done;
+        rc = rp_cluster_publish(rp_api_cluster(w->rq.api), &w->cw, w->rq.op->name, w->rq.now, &up.data, NULL,
+                                &eb);
+    } else {
+        rp_errf(&eb, RP_UNAVAILABLE, "out of memory; retry");
+    }
+    msgpack_unpacked_destroy(&up);
+    if (rc == RP_OK) return true;
+    rp_api_fail_rc(&w->rq, rc, &eb);
+    return false;
 }
 
 /* Publish w (validated) as a log entry of its original params (the
@@ -290,6 +322,10 @@ static void write_publish(rp_api_write *w, rp_cluster *cl, const msgpack_object 
     char msgid[8 + RP_IDEM_KEY_MAX + 2 * RP_IDEM_HASH + 2];
     const char *id = NULL;
     if (w->idem.n) {
+        /* kept to publish again if the key's first request failed */
+        msgpack_packer opk;
+        msgpack_packer_init(&opk, &w->orig, msgpack_sbuffer_write);
+        msgpack_pack_object(&opk, *params);
         int n = snprintf(msgid, sizeof msgid, "idem.%.*s.", (int)w->idem.n, w->idem.key);
         for (size_t i = 0; i < RP_IDEM_HASH && n > 0 && (size_t)n + 3 <= sizeof msgid; i++)
             n += snprintf(msgid + n, sizeof msgid - (size_t)n, "%02x", w->idem.hash[i]);

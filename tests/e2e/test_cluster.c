@@ -250,6 +250,23 @@ static void test_converge(void **state) {
              RP_CONFLICT);
     entries++;
 
+    /* a keyed write that failed recorded no key: its retry (a duplicate in
+     * the log's window) is decided anew, as on a single node */
+    char late[256];
+    snprintf(late, sizeof late,
+             "{\"idempotency_key\":\"K-2\",\"event\":{\"customer_id\":\"late\",\"ts\":%lld,"
+             "\"channel\":\"phone\",\"kind\":\"contact\"}}", ts);
+    err_call(c[0], "event.append", late, RP_NOT_FOUND);
+    entries++;
+    ok_call(c[0], "customer.put", "{\"id\":\"late\",\"customer\":{\"name\":\"Late\"}}");
+    entries++;
+    msgpack_object lr = ok_call(c[1], "event.append", late);
+    assert_false(mp_is_true(mp_get(&lr, "duplicate")));
+    entries++;
+    ok_call(c[1], "history.list", "{\"id\":\"late\"}");
+    lr = ok_call(c[0], "event.append", late); /* now recorded: the first result again */
+    assert_false(mp_is_true(mp_get(&lr, "duplicate")));
+
     /* an entry bigger than NATS' max_payload (1 MiB): TOO_LARGE at once */
     size_t cap = 2u << 20;
     char *big = malloc(cap);
