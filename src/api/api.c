@@ -124,6 +124,7 @@ struct rp_api {
     atomic_int audit_fd; /* -1: stderr; replaced in place by dup2 on reopen */
     rp_tokens_box *tokens; /* the live bearer tokens (swapped by a reload) */
     api_opstat stats[OP__COUNT];
+    rp_cluster *cluster; /* cluster mode (NULL: single node) */
 };
 
 /* --- lifetime ------------------------------------------------------------------ */
@@ -167,6 +168,14 @@ void rp_api_destroy(rp_api *api) {
 }
 
 rp_tokens_box *rp_api_tokens(rp_api *api) { return api->tokens; }
+
+rp_err rp_api_cluster_start(rp_api *api, rp_cluster *cl, rp_errbuf *eb) {
+    assert(api->cluster == NULL && cl != NULL);
+    api->cluster = cl;
+    return rp_cluster_start(cl, rp_api_apply_entry, api, eb);
+}
+
+rp_cluster *rp_api_cluster(const rp_api *api) { return api->cluster; }
 
 rp_err rp_api_reopen_audit(rp_api *api, const char *path, rp_errbuf *eb) {
     int nfd = path[0] ? open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600)
@@ -569,4 +578,32 @@ void rp_api_metrics(rp_api *api, msgpack_sbuffer *sb) {
     api_writer_hist(sb, "rapport_writer_flush_duration_seconds",
                     "Time of each flush to disk in async durability (mdb_env_sync).",
                     &st.writer.flush);
+    if (api->cluster == NULL) return; /* cluster mode only */
+    rp_cluster_stats cs;
+    rp_cluster_get_stats(api->cluster, &cs);
+    api_gauge(sb, "rapport_cluster_connected", "gauge", "1 when connected to a NATS server.",
+              cs.connected);
+    api_gauge(sb, "rapport_cluster_healthy", "gauge",
+              "1 when connected, applying and within max_lag (GET /healthz is 200).", cs.healthy);
+    api_gauge(sb, "rapport_cluster_halted", "gauge", "1 when apply stopped (a hole or a failing batch).",
+              cs.halted);
+    api_gauge(sb, "rapport_cluster_applied_seq", "gauge", "Last log sequence applied here.",
+              cs.applied_seq);
+    api_gauge(sb, "rapport_cluster_stream_seq", "gauge", "Last log sequence known in the stream.",
+              cs.stream_seq);
+    api_gauge(sb, "rapport_cluster_lag", "gauge", "Entries of the stream not applied here yet.", cs.lag);
+    api_gauge(sb, "rapport_cluster_published_total", "counter",
+              "Entries this node published and JetStream acknowledged.", cs.published);
+    api_gauge(sb, "rapport_cluster_publish_retries_total", "counter", "Publish attempts retried.",
+              cs.publish_retries);
+    api_gauge(sb, "rapport_cluster_publish_failed_total", "counter",
+              "Writes answered UNAVAILABLE after cluster_write_timeout_ms.", cs.publish_failed);
+    api_gauge(sb, "rapport_cluster_applied_total", "counter", "Entries applied since start.", cs.applied);
+    api_gauge(sb, "rapport_cluster_reconnects_total", "counter", "Reconnects to NATS.", cs.reconnects);
+    api_writer_hist(sb, "rapport_cluster_publish_duration_seconds",
+                    "Time from queueing an entry to JetStream's acknowledgement (retries included).",
+                    &cs.publish);
+    api_writer_hist(sb, "rapport_cluster_apply_lag_seconds",
+                    "Time from JetStream storing an entry to its commit on this node (replication lag).",
+                    &cs.apply);
 }

@@ -27,6 +27,7 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "core/tokens.h"
+#include "cluster/cluster.h"
 #include "store/store.h"
 
 typedef struct rp_api rp_api;
@@ -59,6 +60,17 @@ rp_err rp_api_create(rp_store *store, rp_api **out, rp_errbuf *eb);
 /* Free the api (NULL is ok). Waits first for a backup still running (its
  * copy reads the store and its reply uses the api), however long it takes. */
 void rp_api_destroy(rp_api *api);
+
+/* Cluster mode: from now on every write of the api (rp_api_write_run) is
+ * published to cl's log instead of submitted to the store's writer, and cl
+ * applies each entry through the api's own write ops (ops_write.c); then
+ * start cl (rp_cluster_start). cl is not owned: stop it (rp_cluster_stop)
+ * before rp_api_destroy. Call once, before serving. Returns RP_OK or the
+ * error of rp_cluster_start. */
+rp_err rp_api_cluster_start(rp_api *api, rp_cluster *cl, rp_errbuf *eb);
+
+/* The cluster of the api, or NULL on a single node. */
+rp_cluster *rp_api_cluster(const rp_api *api);
 
 /* The live token table the network faces authenticate against (owned by
  * the api; rp_tokens_swap on it changes the tokens of a running server). */

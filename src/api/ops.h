@@ -26,6 +26,7 @@
 #include "model/record.h"
 #include "store/idem.h"
 #include "store/store.h"
+#include "cluster/cluster.h"
 
 /* The longest request id kept for logs and audit lines. */
 #define RP_API_REQID_MAX 64
@@ -247,7 +248,8 @@ typedef struct rp_api_idem {
     rp_arena arena;            /* desc->arena: RP_API_ARENA bytes after the struct; else empty */ \
     char canon[RP_ID_MAX];     /* canonical id after the write (set by apply) */               \
     size_t canon_n;                                                                            \
-    rp_api_idem idem;          /* the idempotency key, when given (ops_idem.c) */
+    rp_api_idem idem;          /* the idempotency key, when given (ops_idem.c) */          \
+    rp_cluster_wait cw;        /* cluster mode: waiting for the entry's apply */
 
 struct rp_api_write {
     RP_API_WRITE_FIELDS
@@ -267,6 +269,20 @@ struct rp_api_write {
  * the reply comes from the writer thread (or UNAVAILABLE on a full queue).
  * params is only read during the call. */
 void rp_api_write_run(rp_api_req *rq, const msgpack_object *params, const rp_api_wdesc *d);
+
+/* Import's descriptor (ops_bulk.c), for the entries of the cluster log. */
+extern const rp_api_wdesc rp_api_wdesc_import;
+
+/* Cluster mode (cluster.h rp_cluster_apply_fn, ctx: the rp_api): apply one
+ * log entry — the write op named op with params, decided at time now (the
+ * entry's time, never this node's clock) — in txn, exactly as
+ * rp_api_write_run's steps would on a single node: idempotency key, keys,
+ * decode, the op's apply(); res gets the outcome (an error of the request
+ * is an outcome: res->rc) and the packed result. Returns RP_OK, or
+ * RP_STORE_FULL / RP_UNAVAILABLE / RP_INTERNAL for a failure of this node
+ * (the batch is retried; nothing is recorded as the entry's outcome). */
+rp_err rp_api_apply_entry(void *ctx, MDB_txn *txn, rp_str op, int64_t now, const msgpack_object *params,
+                          rp_cluster_result *res, rp_errbuf *eb);
 
 /* --- idempotency keys (ops_idem.c) ---------------------------------------- */
 

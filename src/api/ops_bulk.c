@@ -341,7 +341,7 @@ static rp_err decode_import(rp_api_write *hw, const char **what, rp_errbuf *eb) 
     return RP_OK;
 }
 
-static const rp_api_wdesc wdesc_import = {
+const rp_api_wdesc rp_api_wdesc_import = {
     .keys = (const char *const[]){"records", "strict", NULL},
     .size = sizeof(rp_api_wimport),
     .arena = true,
@@ -354,7 +354,7 @@ static const rp_api_wdesc wdesc_import = {
 /* import {records, strict?} -> {imported, skipped, errors: [{index, code,
  * message}], duplicates}. */
 void rp_op_import(rp_api_req *rq, const msgpack_object *params) {
-    rp_api_write_run(rq, params, &wdesc_import);
+    rp_api_write_run(rq, params, &rp_api_wdesc_import);
 }
 
 /* --- export -------------------------------------------------------------------------------- */

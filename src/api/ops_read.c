@@ -352,8 +352,9 @@ void rp_op_stats(rp_api_req *rq, const msgpack_object *params) {
         rp_api_fail_rc(rq, rc, &eb);
         return;
     }
+    rp_cluster *cl = rp_api_cluster(rq->api);
     RESULT_BEGIN(sb, pk);
-    msgpack_pack_map(&pk, 12);
+    msgpack_pack_map(&pk, cl ? 13 : 12);
     rp_api_kv_uint(&pk, "customers", st.customers);
     rp_api_kv_uint(&pk, "events", st.events);
     rp_api_kv_uint(&pk, "issues", st.issues);
@@ -378,6 +379,25 @@ void rp_op_stats(rp_api_req *rq, const msgpack_object *params) {
     rp_api_kv_str(&pk, "backfill", rp_str_c(rp_store_fill_state_name(st.digest_fill)));
     rp_api_kv_uint(&pk, "backfill_visited", st.digest_fill_visited);
     rp_api_kv_uint(&pk, "backfill_built", st.digest_fill_built);
+    if (cl) { /* cluster mode only: a single node's stats are unchanged */
+        rp_cluster_stats cs;
+        rp_cluster_get_stats(cl, &cs);
+        rp_mp_pack_cstr(&pk, "cluster");
+        msgpack_pack_map(&pk, 13);
+        rp_api_kv_str(&pk, "node_id", rp_str_c(cs.node_id));
+        rp_api_kv_str(&pk, "stream", rp_str_c(cs.stream));
+        rp_api_kv_bool(&pk, "connected", cs.connected);
+        rp_api_kv_bool(&pk, "healthy", cs.healthy);
+        rp_api_kv_bool(&pk, "halted", cs.halted);
+        rp_api_kv_uint(&pk, "applied_seq", cs.applied_seq);
+        rp_api_kv_uint(&pk, "stream_seq", cs.stream_seq);
+        rp_api_kv_uint(&pk, "lag", cs.lag);
+        rp_api_kv_uint(&pk, "published", cs.published);
+        rp_api_kv_uint(&pk, "publish_retries", cs.publish_retries);
+        rp_api_kv_uint(&pk, "publish_failed", cs.publish_failed);
+        rp_api_kv_uint(&pk, "applied", cs.applied);
+        rp_api_kv_uint(&pk, "reconnects", cs.reconnects);
+    }
     rp_api_ok(rq, &sb);
     msgpack_sbuffer_destroy(&sb);
 }

@@ -229,6 +229,81 @@ static void write_reject(const rp_api_req *rq, rp_err rc, const char *what, cons
     rp_api_fail(rq, rc, msg);
 }
 
+/* --- cluster mode: the write goes through the log ---------------------------------- */
+
+/* The request of waiter wt. */
+static rp_api_write *write_of_wait(rp_cluster_wait *wt) {
+    return (rp_api_write *)(void *)((char *)wt - offsetof(rp_api_write, cw));
+}
+
+/* A duplicate entry (the same idempotency key and request, within the
+ * stream's duplicates window): the first request's entry is applied here;
+ * answer what it recorded under the key. */
+static void write_answer_duplicate(rp_api_write *w) {
+    rp_errbuf eb = {0};
+    rp_store *s = rp_api_store(w->rq.api);
+    MDB_txn *txn = NULL;
+    rp_idem_hit hit = {0};
+    rp_err rc;
+    if (w->idem.n == 0) {
+        rc = rp_errf(&eb, RP_UNAVAILABLE, "the write's entry was a duplicate; retry");
+        goto fail;
+    }
+    if ((rc = rp_store_rbegin(s, &txn, &eb)) != RP_OK) goto fail;
+    rc = rp_store_idem_get(s, txn, (rp_str){w->idem.key, w->idem.n}, w->idem.hash, w->rq.now, &hit, &eb);
+    if (rc == RP_OK && !hit.found)
+        rc = rp_errf(&eb, RP_UNAVAILABLE, "the first request with this idempotency key failed; retry");
+    if (rc != RP_OK) goto fail;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_sbuffer_write(&sb, hit.result.p, hit.result.n);
+    rp_store_rend(s, txn);
+    rp_api_ok(&w->rq, &sb);
+    msgpack_sbuffer_destroy(&sb);
+    return;
+fail:
+    if (txn) rp_store_rend(s, txn);
+    rp_api_fail_rc(&w->rq, rc, &eb);
+}
+
+/* The entry of w was applied here (or could not be published): reply with
+ * the apply's result, and free w. On the apply thread or a publisher. */
+static void write_cluster_done(rp_cluster_wait *wt, const rp_cluster_result *res, bool duplicate) {
+    rp_api_write *w = write_of_wait(wt);
+    if (duplicate) {
+        write_answer_duplicate(w);
+    } else if (res->rc == RP_OK) {
+        if (res->canon_n) rp_api_audit_id(&w->rq, (rp_str){res->canon, res->canon_n});
+        rp_api_ok(&w->rq, &res->reply);
+    } else {
+        rp_api_fail_rc(&w->rq, res->rc, &res->eb);
+    }
+    write_free(w);
+}
+
+/* Publish w (validated) as a log entry of its original params (the
+ * idempotency key included: every node checks and records it at apply).
+ * Nats-Msg-Id: "idem.<key>.<hash>" with a key (a retry within the
+ * duplicates window is one entry), else a fresh unique id. */
+static void write_publish(rp_api_write *w, rp_cluster *cl, const msgpack_object *params) {
+    rp_errbuf eb = {0};
+    char msgid[8 + RP_IDEM_KEY_MAX + 2 * RP_IDEM_HASH + 2];
+    const char *id = NULL;
+    if (w->idem.n) {
+        int n = snprintf(msgid, sizeof msgid, "idem.%.*s.", (int)w->idem.n, w->idem.key);
+        for (size_t i = 0; i < RP_IDEM_HASH && n > 0 && (size_t)n + 3 <= sizeof msgid; i++)
+            n += snprintf(msgid + n, sizeof msgid - (size_t)n, "%02x", w->idem.hash[i]);
+        id = msgid;
+    }
+    w->cw.done = write_cluster_done;
+    rp_err rc = rp_cluster_publish(cl, &w->cw, w->rq.op->name, w->rq.now, params, id, &eb);
+    if (rc != RP_OK) {
+        rp_api_fail_rc(&w->rq, rc, &eb);
+        write_free(w);
+    }
+    /* on success w belongs to the cluster until write_cluster_done frees it */
+}
+
 void rp_api_write_run(rp_api_req *rq, const msgpack_object *params, const rp_api_wdesc *d) {
     rp_errbuf eb = {0};
     const char *what = NULL;
@@ -242,7 +317,9 @@ void rp_api_write_run(rp_api_req *rq, const msgpack_object *params, const rp_api
     if ((rc = rp_api_idem_prepare(w, &eb)) != RP_OK) goto fail;
     if ((rc = rp_api_check_keys(&w->params, d->keys, &eb)) != RP_OK) goto fail;
     if ((rc = d->decode(w, &what, &eb)) != RP_OK) goto fail;
-    write_submit(w);
+    rp_cluster *cl = rp_api_cluster(rq->api);
+    if (cl != NULL) write_publish(w, cl, params); /* bad input never reaches the log */
+    else write_submit(w);
     return;
 fail:
     write_reject(rq, rc, what, &eb);
@@ -641,4 +718,82 @@ static const rp_api_wdesc wdesc_issue_put = {
 /* issue.put {issue} -> {customer_id, issue_id}: create or replace. */
 void rp_op_issue_put(rp_api_req *rq, const msgpack_object *params) {
     rp_api_write_run(rq, params, &wdesc_issue_put);
+}
+
+/* --- cluster mode: applying a log entry -------------------------------------------- */
+
+/* The write ops a log entry may name. */
+static const struct {
+    const char *name;
+    const rp_api_wdesc *desc;
+} entry_ops[] = {
+    {"customer.put", &wdesc_customer_put},
+    {"customer.patch", &wdesc_customer_patch},
+    {"customer.forget", &wdesc_customer_forget},
+    {"customer.merge", &wdesc_customer_merge},
+    {"event.append", &wdesc_event_append},
+    {"issue.put", &wdesc_issue_put},
+    {"import", &rp_api_wdesc_import},
+};
+
+/* Is rc a failure of this node (retry the batch) rather than the request's
+ * own outcome? */
+static bool node_failure(rp_err rc) {
+    return rc == RP_STORE_FULL || rc == RP_UNAVAILABLE || rc == RP_INTERNAL;
+}
+
+rp_err rp_api_apply_entry(void *ctx, MDB_txn *txn, rp_str op, int64_t now, const msgpack_object *params,
+                          rp_cluster_result *res, rp_errbuf *eb) {
+    rp_api *api = ctx;
+    const rp_api_wdesc *d = NULL;
+    for (size_t i = 0; i < sizeof entry_ops / sizeof entry_ops[0]; i++)
+        if (rp_str_eq(op, rp_str_c(entry_ops[i].name))) d = entry_ops[i].desc;
+    const rp_api_op *row = rp_api_find(op.p, op.n);
+    if (d == NULL || row == NULL) {
+        res->rc = rp_errf(&res->eb, RP_BAD_REQUEST, "log entry of an unknown write '%.*s'", (int)op.n, op.p);
+        return RP_OK;
+    }
+    rp_api_req rq = {.api = api, .op = row, .role = RP_ROLE_ADMIN, .now = now};
+    rp_api_write *w = write_new(&rq, params, d);
+    if (w == NULL) return rp_errf(eb, RP_UNAVAILABLE, "out of memory applying a log entry");
+    const char *what = NULL;
+    rp_errbuf web = {0};
+    rp_err rc;
+    if ((rc = rp_api_idem_prepare(w, &web)) != RP_OK || (rc = rp_api_check_keys(&w->params, d->keys, &web)) != RP_OK ||
+        (rc = d->decode(w, &what, &web)) != RP_OK) {
+        if (rc == RP_UNAVAILABLE) goto node_fail; /* out of memory: not the request's fault */
+        /* refused on the node that published it too, unless the settings
+         * differ (default_country, issue_numbers): the same on every node */
+        char msg[RP_ERRMSG_MAX + 32];
+        snprintf(msg, sizeof msg, "%s%s%s", what ? what : "", what ? ": " : "",
+                 web.msg[0] ? web.msg : rp_err_text(rc));
+        res->rc = rp_errf(&res->eb, rc, "%s", msg);
+        write_free(w);
+        return RP_OK;
+    }
+    rc = write_fn(txn, w, &web);
+    if (node_failure(rc)) goto node_fail;
+    if (rc != RP_OK) {
+        res->rc = rc;
+        res->eb = web;
+        write_free(w);
+        return RP_OK;
+    }
+    if (w->idem.n) {
+        msgpack_sbuffer_write(&res->reply, w->idem.reply.data, w->idem.reply.size);
+    } else {
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &res->reply, msgpack_sbuffer_write);
+        d->result(w, &pk);
+    }
+    memcpy(res->canon, w->canon, w->canon_n);
+    res->canon_n = w->canon_n;
+    res->rc = RP_OK;
+    write_free(w);
+    return RP_OK;
+node_fail:
+    *eb = web;
+    eb->code = rc;
+    write_free(w);
+    return rc;
 }

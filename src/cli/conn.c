@@ -35,6 +35,7 @@
 
 #include "api/api.h"
 #include "net/client.h"
+#include "store/applied.h"
 #include "store/store.h"
 
 /* One local call in flight. */
@@ -92,6 +93,8 @@ static rp_err conn_open_local(const rp_cli *cli, rp_cli_access access, rp_cli_co
             return rp_errf(eb, RP_UNAVAILABLE, "no rapport store in %s", cli->data_dir);
     } else {
         rc = rp_store_open(&cfg, &c->store, eb);
+        /* a cluster node's store is written only through its log */
+        if (rc == RP_OK) rc = rp_store_applied_check_local(c->store, eb);
     }
     if (rc != RP_OK) return rc;
     if ((rc = rp_api_create(c->store, &c->api, eb)) != RP_OK) return rc;

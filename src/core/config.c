@@ -117,6 +117,41 @@ static const cfg_row cfg_table[] = {
      "A file for audit lines. Empty: audit lines go to stderr with the other "
      "logs."},
 
+    /* --- cluster --- */
+    {"cluster_urls", T_STR, S(cluster_urls), "", 0, 0,
+     "Empty: one node, no log (the embedded default). nats://HOST:PORT,... "
+     "(flag --cluster): every write becomes an entry of a replicated NATS "
+     "JetStream stream that each node applies in order (proto/CLUSTER.md). "
+     "Several URLs of the same NATS cluster, so that losing one is a reconnect."},
+    {"cluster_stream", T_STR, S(cluster_stream), "RAPPORT", 0, 0,
+     "The stream's name; its subject is the same name in lower case plus "
+     "\".log\". One stream per rapport deployment; every node of it names the same."},
+    {"cluster_replicas", T_U32, N(cluster_replicas), "3", 1, 5,
+     "Copies of each entry (Raft) when rapportd creates the stream: 3 survives "
+     "the loss of one NATS server and keeps a majority; JetStream allows 1..5."},
+    {"node_id", T_STR, S(node_id), "", 0, 0,
+     "Empty: the host name. Names this node in logs and in the ids of the "
+     "entries it publishes; unique per node."},
+    {"max_lag", T_U32, N(max_lag), "1000", 0, 1000000000,
+     "Entries a node may be behind the stream and still answer 200 on /healthz: "
+     "1,000 is well under a second of apply at the measured rates, so a "
+     "balancer sends reads only to nodes that are nearly current."},
+    {"cluster_write_timeout_ms", T_U32, N(cluster_write_timeout_ms), "10000", 100, 600000,
+     "A write retries reaching the log (backoff) for this long, then answers "
+     "UNAVAILABLE: 10 s rides out a short NATS hiccup; a leader election after "
+     "a kill -9 took 4-29 s here, so clients retry with an idempotency key."},
+    {"cluster_dedup_s", T_U32, N(cluster_dedup_s), "600", 10, 86400,
+     "The stream's duplicates window (Nats-Msg-Id) when rapportd creates it: "
+     "10 minutes, far above the longest failover measured (29 s) and a "
+     "write's retries; idempotency keys cover longer horizons at apply."},
+    {"cluster_max_age_h", T_U32, N(cluster_max_age_h), "168", 1, 87600,
+     "The stream keeps entries this long (hours) when rapportd creates it: a "
+     "week, so that a node seeded from a daily backup can catch up with days "
+     "of margin (proto/CLUSTER.md, retention vs. snapshot cadence)."},
+    {"cluster_max_bytes", T_U64, N(cluster_max_bytes), "10737418240", 1 << 20, 1e15,
+     "Bytes the stream keeps at most when rapportd creates it (10 GiB), so the "
+     "log cannot fill the NATS servers' disks; the oldest entries go first."},
+
     /* --- context card --- */
     {"card_recent_events", T_U32, N(card_recent_events), "5", 0, 100,
      "The design's default: the last 5 events on the card."},

@@ -82,6 +82,17 @@ typedef struct rp_config {
     rp_token tokens[RP_MAX_TOKENS];
     uint32_t ntokens;
 
+    /* --- cluster (src/cluster, proto/CLUSTER.md) --- */
+    char cluster_urls[1024];     /* "" = single node; else nats://HOST:PORT,... */
+    char cluster_stream[64];     /* the JetStream stream of the log */
+    uint32_t cluster_replicas;   /* the stream's replicas, when rapportd creates it */
+    char node_id[64];            /* "" = the host name */
+    uint32_t max_lag;            /* entries behind the stream before /healthz fails */
+    uint32_t cluster_write_timeout_ms; /* a write's deadline to reach the log */
+    uint32_t cluster_dedup_s;    /* the stream's duplicates window, seconds */
+    uint32_t cluster_max_age_h;  /* the stream's retention by age, hours */
+    uint64_t cluster_max_bytes;  /* the stream's retention by size, bytes */
+
     /* --- context card --- */
     uint32_t card_recent_events;
     uint32_t card_max_events;

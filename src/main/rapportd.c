@@ -28,6 +28,7 @@
 #include <event2/event.h>
 
 #include "api/api.h"
+#include "cluster/cluster.h"
 #include "core/config.h"
 #include "core/error.h"
 #include "core/version.h"
@@ -35,6 +36,7 @@
 #include "net/loop.h"
 #include "net/metrics.h"
 #include "net/server.h"
+#include "store/applied.h"
 #include "store/store.h"
 #include "rp_version.h" /* generated: RP_GIT_DESCRIBE (cmake/version.cmake) */
 
@@ -51,6 +53,8 @@ static void usage(FILE *f) {
             "  --http HOST:PORT        HTTP/JSON address; \"\" turns HTTP off (default 127.0.0.1:8080)\n"
             "  --config FILE           read `key = value` settings (before the other flags)\n"
             "  --durability sync|async acknowledged writes are on disk (sync) or committed (async)\n"
+            "  --cluster nats://H:P,..  cluster mode: writes go through a NATS JetStream log\n"
+            "                          (cluster_urls; see proto/CLUSTER.md)\n"
             "  --set KEY=VALUE         any setting, e.g. --set threads=4 --set token=admin:SECRET\n"
             "  --KEY VALUE             the same, for any setting name\n"
             "  --verbose               log debug lines too\n"
@@ -96,6 +100,7 @@ static rp_err load_settings(int argc, char **argv, rp_config *cfg, rp_errbuf *eb
         else if (i + 1 < argc) value = argv[++i];
         else return rp_errf(eb, RP_BAD_REQUEST, "%s needs a value", a);
         if (strcmp(key, "config") == 0) continue; /* already read */
+        if (strcmp(key, "cluster") == 0) memcpy(key, "cluster_urls", sizeof "cluster_urls");
         if (strcmp(key, "set") == 0) {
             const char *veq = strchr(value, '=');
             if (veq == NULL || veq == value || (size_t)(veq - value) >= sizeof key)
@@ -277,6 +282,7 @@ int main(int argc, char **argv) {
     rp_store *store = NULL;
     rp_api *api = NULL;
     rp_server *srv = NULL;
+    rp_cluster *cluster = NULL;
     char m[RP_ERRMSG_MAX + 8];
     if (rp_store_open(&cfg, &store, &eb) != RP_OK) {
         rp_log(RP_LOG_ERROR, "store_open_failed", "code=%s error=%s", rp_err_code(eb.code),
@@ -287,6 +293,25 @@ int main(int argc, char **argv) {
         rp_log(RP_LOG_ERROR, "api_failed", "code=%s error=%s", rp_err_code(eb.code),
                rp_log_quote(m, sizeof m, rp_errbuf_msg(&eb)));
         goto out;
+    }
+    if (cfg.cluster_urls[0] == '\0' && rp_store_applied_check_local(store, &eb) != RP_OK) {
+        /* a cluster node's store started without its cluster would diverge */
+        rp_log(RP_LOG_ERROR, "store_refused", "code=%s error=%s", rp_err_code(eb.code),
+               rp_log_quote(m, sizeof m, rp_errbuf_msg(&eb)));
+        fprintf(stderr, "rapportd: %s\n", rp_errbuf_msg(&eb));
+        goto out;
+    }
+    if (cfg.cluster_urls[0] != '\0') {
+        /* cluster mode: the log must hold what this store needs next
+         * before anything is served (proto/CLUSTER.md "Seeding") */
+        if (rp_cluster_open(&cfg, store, &cluster, &eb) != RP_OK ||
+            rp_api_cluster_start(api, cluster, &eb) != RP_OK) {
+            rp_log(RP_LOG_ERROR, "cluster_refused", "code=%s error=%s", rp_err_code(eb.code),
+                   rp_log_quote(m, sizeof m, rp_errbuf_msg(&eb)));
+            fprintf(stderr, "rapportd: %s\n", rp_errbuf_msg(&eb));
+            goto out;
+        }
+        rp_log(RP_LOG_INFO, "cluster", "urls=%s stream=%s", cfg.cluster_urls, cfg.cluster_stream);
     }
     if (rp_server_start(&cfg, api, &srv, &eb) != RP_OK) {
         rp_log(RP_LOG_ERROR, "listen_failed", "code=%s error=%s", rp_err_code(eb.code),
@@ -319,6 +344,7 @@ int main(int argc, char **argv) {
            (unsigned long long)atomic_load(&ns->bad_frames));
     status = 0;
 out:
+    rp_cluster_stop(cluster); /* answers the writes still waiting, before the server goes */
     rp_server_stop(srv);
     rp_api_destroy(api);
     rp_store_close(store);

@@ -447,9 +447,30 @@ static void run_api(rp_http *h, const http_in *in, http_conn *conn, rp_role role
 /* Serve a matched, authenticated route. */
 static void serve(rp_http *h, const http_in *in, http_conn *conn, rp_role role, const http_match *m) {
     switch (m->serve) {
-    case HTTP_SERVE_HEALTH:
-        rp_http_send_body(in->req, in->reqid, 200, "application/json", "{\"status\":\"ok\"}", 15);
+    case HTTP_SERVE_HEALTH: {
+        rp_cluster *cl = rp_api_cluster(h->api);
+        if (cl == NULL) {
+            rp_http_send_body(in->req, in->reqid, 200, "application/json", "{\"status\":\"ok\"}", 15);
+            return;
+        }
+        /* cluster mode: 200 only when connected, applying and within max_lag
+         * (proto/CLUSTER.md), so that a balancer sends requests elsewhere */
+        rp_cluster_stats cs;
+        rp_cluster_get_stats(cl, &cs);
+        char body[256];
+        if (!cs.healthy) {
+            snprintf(body, sizeof body, "cluster node %s: %s (applied %" PRIu64 ", lag %" PRIu64 ")",
+                     cs.node_id, !cs.connected ? "not connected to NATS" : cs.halted ? "apply halted" : "behind",
+                     cs.applied_seq, cs.lag);
+            rp_http_send_error(in->req, in->reqid, RP_UNAVAILABLE, body);
+            return;
+        }
+        int n = snprintf(body, sizeof body, "{\"status\":\"ok\",\"applied_seq\":%" PRIu64 ",\"lag\":%" PRIu64 "}",
+                         cs.applied_seq, cs.lag);
+        rp_http_send_body(in->req, in->reqid, 200, "application/json", body,
+                          n > 0 && (size_t)n < sizeof body ? (size_t)n : 0);
         return;
+    }
     case HTTP_SERVE_METRICS: rp_http_serve_metrics(h, in->req, in->reqid); return;
     case HTTP_SERVE_OPENAPI: rp_http_serve_openapi(in->req, in->reqid); return;
     case HTTP_SERVE_CARD: rp_http_serve_card(h, in, role); return;
