@@ -157,6 +157,17 @@ static rp_err build_one(rp_store *s, MDB_txn *txn, const rp_config *cfg, int64_t
         sc->fs = s;
         sc->ftxn = txn;
         sc->nfull = 0;
+        /* The recent events are the newest: read them with one cursor (one
+         * descent of the events tree, not one per event); evidence events
+         * among them are found there too, others are read by key. */
+        uint32_t want = cfg->card_recent_events < RP_CARD_MAX_RECENT ? cfg->card_recent_events
+                                                                      : RP_CARD_MAX_RECENT;
+        if (mode == RP_CARD_MODE_CARD && want > 0) {
+            rp_cursor next;
+            rc = rp_store_history(s, txn, sc->who.id, RP_STORE_CANONICAL, NULL, want, sc->full,
+                                  &sc->nfull, &more, &next, eb);
+            if (rc != RP_OK) return rc == RP_NOT_FOUND ? rp_errf(eb, RP_INTERNAL, "customer vanished") : rc;
+        }
         rp_card_build_ex(cfg, &sc->who, sc->events, (uint32_t)light, sc->issues, nis, at, mode, &fetch,
                          &sc->card);
         sc->fs = NULL;

@@ -341,6 +341,18 @@ static rp_err plan_make(const dent *ents, uint32_t n, dplan *pl, rp_errbuf *eb) 
     return RP_OK;
 }
 
+/* Write entry d with string numbers idx at o (D_ENT bytes). */
+static void put_entry(unsigned char *o, const dent *d, const uint16_t idx[D_NFIELDS]) {
+    st64(o, (uint64_t)d->ts);
+    st32(o + 8, d->seq);
+    o[12] = d->channel;
+    o[13] = d->outcome;
+    o[14] = d->has_sentiment ? D_FLAG_SENTIMENT : 0;
+    o[15] = 0;
+    st64(o + 16, d->has_sentiment ? f64_bits(d->sentiment) : 0);
+    for (int k = 0; k < D_NFIELDS; k++) st16(o + 24 + 2 * k, idx[k]);
+}
+
 /* Write the value planned in pl into dst (pl->size bytes). */
 static void plan_write(const dplan *pl, const dent *ents, uint32_t n, uint32_t cap, bool complete,
                        unsigned char *dst) {
@@ -350,18 +362,8 @@ static void plan_write(const dplan *pl, const dent *ents, uint32_t n, uint32_t c
     st32(dst + 4, n);
     st32(dst + 8, cap);
     st32(dst + 12, 0);
-    for (uint32_t i = 0; i < n; i++) {
-        const dent *d = &ents[i];
-        unsigned char *e = dst + D_HDR + (size_t)i * D_ENT;
-        st64(e, (uint64_t)d->ts);
-        st32(e + 8, d->seq);
-        e[12] = d->channel;
-        e[13] = d->outcome;
-        e[14] = d->has_sentiment ? D_FLAG_SENTIMENT : 0;
-        e[15] = 0;
-        st64(e + 16, d->has_sentiment ? f64_bits(d->sentiment) : 0);
-        for (int k = 0; k < D_NFIELDS; k++) st16(e + 24 + 2 * k, pl->idx[(size_t)i * D_NFIELDS + k]);
-    }
+    for (uint32_t i = 0; i < n; i++)
+        put_entry(dst + D_HDR + (size_t)i * D_ENT, &ents[i], &pl->idx[(size_t)i * D_NFIELDS]);
     unsigned char *offs = dst + D_HDR + (size_t)n * D_ENT;
     unsigned char *blob = offs + (size_t)pl->nstr * 4;
     size_t at = 0;
@@ -567,15 +569,9 @@ static rp_err splice_put(rp_store *s, MDB_txn *txn, rp_str cid, const rp_digest 
     for (uint32_t j = 0; j < n; j++) {
         unsigned char *o = dst + D_HDR + (size_t)j * D_ENT;
         if (j == pos) {
-            st64(o, (uint64_t)ne->ts);
-            st32(o + 8, ne->seq);
-            o[12] = ne->channel;
-            o[13] = ne->outcome;
-            o[14] = ne->has_sentiment ? D_FLAG_SENTIMENT : 0;
-            o[15] = 0;
-            st64(o + 16, ne->has_sentiment ? f64_bits(ne->sentiment) : 0);
-            for (int f = 0; f < D_NFIELDS; f++)
-                st16(o + 24 + 2 * f, nidx[f] == D_NOSTR ? D_NOSTR : map[nidx[f]]);
+            uint16_t idx[D_NFIELDS];
+            for (int f = 0; f < D_NFIELDS; f++) idx[f] = nidx[f] == D_NOSTR ? D_NOSTR : map[nidx[f]];
+            put_entry(o, ne, idx);
             continue;
         }
         const unsigned char *e = d->entries + (size_t)(j < pos ? j : j - 1) * D_ENT;
