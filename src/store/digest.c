@@ -51,6 +51,23 @@
 #define D_FLAG_SENTIMENT 0x01u
 /* A digest's strings per entry: kind, topic, issue_id, agent. */
 #define D_NFIELDS 4
+/* Entries a head holds before it is folded into the body (rp_si_digest_append):
+ * 16 entries and their strings are well under 1 KB, inside an LMDB leaf page;
+ * the body is rewritten once per 16 appends in time order. */
+#define D_HEAD_MAX 16u
+
+/* A head is stored in the evcount table under its customer's id followed
+ * by 0x01: right after the customer's event count, which every append
+ * rewrites, so on the same (already written) leaf page — a head in a table
+ * of its own cost every append one more page to write and sync. No id
+ * has a byte below 0x21, so no other key falls between the two. */
+#define D_HEAD_KEY_MAX (RP_ID_MAX + 1)
+static size_t head_key(char out[D_HEAD_KEY_MAX], rp_str cid) {
+    assert(cid.n > 0 && cid.n <= RP_ID_MAX);
+    memcpy(out, cid.p, cid.n);
+    out[cid.n] = '\x01';
+    return cid.n + 1;
+}
 
 /* Byte-wise little-endian loads and stores (no alignment assumed). */
 static inline uint16_t ld16(const unsigned char *p) { return (uint16_t)(p[0] | (unsigned)p[1] << 8); }
@@ -68,6 +85,11 @@ static void st32(unsigned char *p, uint32_t v) {
 static void st64(unsigned char *p, uint64_t v) {
     st32(p, (uint32_t)v);
     st32(p + 4, (uint32_t)(v >> 32));
+}
+
+/* (a.ts, a.seq) newer than (ts, seq)? */
+static bool newer(int64_t ats, uint32_t aseq, int64_t ts, uint32_t seq) {
+    return ats > ts || (ats == ts && aseq > seq);
 }
 
 static double bits_f64(uint64_t b) {
@@ -153,27 +175,42 @@ rp_err rp_digest_parse(const void *pv, size_t len, rp_digest *out, rp_errbuf *eb
     out->strtab = offs;
     out->strtab_len = len - ents_end;
     out->nstr = nstr;
+    out->head_entries = out->head_strtab = NULL;
+    out->head_n = out->head_nstr = 0;
     return RP_OK;
 }
 
 bool rp_digest_covers(const rp_digest *d, uint32_t card_max_events, int64_t at) {
     if (!d->complete && !(d->n >= card_max_events && d->cap >= card_max_events)) return false;
     if (d->n == 0) return true;
-    return at >= (int64_t)ld64(d->entries);
+    return at >= (int64_t)ld64(d->head_n ? d->head_entries : d->entries);
 }
 
-/* String x of d (x < nstr, or D_NOSTR: empty). */
-static inline rp_str dstr(const rp_digest *d, uint32_t x) {
+/* String x of a string table (x < nstr, or D_NOSTR: empty). */
+static inline rp_str tstr(const unsigned char *strtab, uint32_t nstr, uint32_t x) {
     if (x == D_NOSTR) return (rp_str){NULL, 0};
-    assert(x < d->nstr);
-    const unsigned char *blob = d->strtab + 4 * (size_t)d->nstr;
-    const unsigned char *s = blob + ld32(d->strtab + 4 * (size_t)x);
+    assert(x < nstr);
+    const unsigned char *blob = strtab + 4 * (size_t)nstr;
+    const unsigned char *s = blob + ld32(strtab + 4 * (size_t)x);
     return (rp_str){(const char *)s + 2, ld16(s)};
 }
 
+/* String x of d's own value (not its head's). */
+static inline rp_str dstr(const rp_digest *d, uint32_t x) { return tstr(d->strtab, d->nstr, x); }
+
 void rp_digest_event(const rp_digest *d, uint32_t i, rp_str cid, rp_event *out) {
     assert(i < d->n);
-    const unsigned char *e = d->entries + (size_t)i * D_ENT;
+    const unsigned char *e, *tab;
+    uint32_t nstr;
+    if (i < d->head_n) {
+        e = d->head_entries + (size_t)i * D_ENT;
+        tab = d->head_strtab;
+        nstr = d->head_nstr;
+    } else {
+        e = d->entries + (size_t)(i - d->head_n) * D_ENT;
+        tab = d->strtab;
+        nstr = d->nstr;
+    }
     /* Every field set, none by memset: this runs for up to 200 entries
      * per card. */
     out->customer_id = cid;
@@ -186,10 +223,10 @@ void rp_digest_event(const rp_digest *d, uint32_t i, rp_str cid, rp_event *out) 
     out->outcome = (rp_outcome)e[13];
     out->has_sentiment = (e[14] & D_FLAG_SENTIMENT) != 0;
     out->sentiment = bits_f64(ld64(e + 16));
-    out->kind = dstr(d, ld16(e + 24));
-    out->topic = dstr(d, ld16(e + 26));
-    out->issue_id = dstr(d, ld16(e + 28));
-    out->agent = dstr(d, ld16(e + 30));
+    out->kind = tstr(tab, nstr, ld16(e + 24));
+    out->topic = tstr(tab, nstr, ld16(e + 26));
+    out->issue_id = tstr(tab, nstr, ld16(e + 28));
+    out->agent = tstr(tab, nstr, ld16(e + 30));
 }
 
 /* --- readers ---------------------------------------------------------------- */
@@ -204,7 +241,26 @@ rp_err rp_store_digest(rp_store *s, MDB_txn *txn, rp_str cid, rp_digest *out, rp
     if (mrc == MDB_NOTFOUND)
         return rp_errf(eb, RP_NOT_FOUND, "customer '%.*s' has no digest", (int)cid.n, cid.p);
     if (mrc) return rp_si_mdb(eb, mrc, "reading a digest");
-    return rp_digest_parse(v.mv_data, v.mv_size, out, eb);
+    rp_err rc = rp_digest_parse(v.mv_data, v.mv_size, out, eb);
+    if (rc != RP_OK) return rc;
+    char hk[D_HEAD_KEY_MAX];
+    k = rp_si_mval(hk, head_key(hk, cid));
+    mrc = mdb_get(txn, s->dbi[RP_DB_EVCOUNT], &k, &v);
+    if (mrc == MDB_NOTFOUND) return RP_OK;
+    if (mrc) return rp_si_mdb(eb, mrc, "reading a digest head");
+    rp_digest h;
+    if ((rc = rp_digest_parse(v.mv_data, v.mv_size, &h, eb)) != RP_OK) return rc;
+    if (h.n == 0 || (out->n > 0 && !newer((int64_t)ld64(h.entries + (size_t)(h.n - 1) * D_ENT),
+                                          ld32(h.entries + (size_t)(h.n - 1) * D_ENT + 8),
+                                          (int64_t)ld64(out->entries), ld32(out->entries + 8))))
+        return rp_errf(eb, RP_INTERNAL, "corrupt digest: the head of '%.*s' is empty or not newer than its body",
+                       (int)cid.n, cid.p);
+    out->head_entries = h.entries;
+    out->head_strtab = h.strtab;
+    out->head_n = h.n;
+    out->head_nstr = h.nstr;
+    out->n += h.n;
+    return RP_OK;
 }
 
 rp_err rp_store_event_at(rp_store *s, MDB_txn *txn, rp_str cid, int64_t ts, uint32_t seq,
@@ -255,10 +311,6 @@ static void dent_from_event(dent *d, const rp_event *e, int64_t ts, uint32_t seq
     d->str[3] = e->agent;
 }
 
-/* (a.ts, a.seq) newer than (ts, seq)? */
-static bool newer(int64_t ats, uint32_t aseq, int64_t ts, uint32_t seq) {
-    return ats > ts || (ats == ts && aseq > seq);
-}
 
 /* The string numbering and size of one encoding. */
 typedef struct dplan {
@@ -467,11 +519,20 @@ rp_err rp_si_digest_build(rp_store *s, MDB_txn *txn, rp_str cid, uint32_t cap, r
     return rc;
 }
 
+/* Delete cid's head (none is fine). */
+static rp_err head_del(rp_store *s, MDB_txn *txn, rp_str cid, rp_errbuf *eb) {
+    char hk[D_HEAD_KEY_MAX];
+    MDB_val k = rp_si_mval(hk, head_key(hk, cid));
+    int mrc = mdb_del(txn, s->dbi[RP_DB_EVCOUNT], &k, NULL);
+    if (mrc == 0 || mrc == MDB_NOTFOUND) return RP_OK;
+    return rp_si_mdb(eb, mrc, "deleting a digest head");
+}
+
 rp_err rp_si_digest_del(rp_store *s, MDB_txn *txn, rp_str cid, rp_errbuf *eb) {
     MDB_val k = rp_si_mval(cid.p, cid.n);
     int mrc = mdb_del(txn, s->dbi[RP_DB_DIGESTS], &k, NULL);
-    if (mrc == 0 || mrc == MDB_NOTFOUND) return RP_OK;
-    return rp_si_mdb(eb, mrc, "deleting a digest");
+    if (mrc != 0 && mrc != MDB_NOTFOUND) return rp_si_mdb(eb, mrc, "deleting a digest");
+    return head_del(s, txn, cid, eb);
 }
 
 rp_err rp_si_digest_rebuild(rp_store *s, MDB_txn *txn, rp_str cid, rp_errbuf *eb) {
@@ -484,7 +545,8 @@ rp_err rp_si_digest_rebuild(rp_store *s, MDB_txn *txn, rp_str cid, rp_errbuf *eb
     MDB_val k = rp_si_mval(cid.p, cid.n), v = rp_si_mval(b.p, b.n);
     int mrc = mdb_put(txn, s->dbi[RP_DB_DIGESTS], &k, &v, 0);
     rp_si_blob_free(&b);
-    return mrc ? rp_si_mdb(eb, mrc, "writing a digest") : RP_OK;
+    if (mrc) return rp_si_mdb(eb, mrc, "writing a digest");
+    return head_del(s, txn, cid, eb);
 }
 
 /* The (ts, seq) of cid's oldest event; *found false when it has none. */
@@ -512,8 +574,9 @@ static rp_err oldest_event(rp_store *s, MDB_txn *txn, rp_str cid, bool *found, i
  * strings keep their identity (their index), only ne's four are looked up
  * among them, and all are renumbered in order of first use by a table
  * indexed by old number. d must not point into the map. */
-static rp_err splice_put(rp_store *s, MDB_txn *txn, rp_str cid, const rp_digest *d, const dent *ne,
-                         uint32_t pos, uint32_t n, uint32_t cap, bool complete, rp_errbuf *eb) {
+static rp_err splice_put(rp_store *s, MDB_txn *txn, rp_db db, rp_str key, const rp_digest *d,
+                         const dent *ne, uint32_t pos, uint32_t n, uint32_t cap, bool complete,
+                         rp_errbuf *eb) {
     if (ne->ts < 0 || ne->channel >= RP_CH__COUNT || ne->outcome >= RP_OUT__COUNT ||
         (ne->has_sentiment && !(ne->sentiment >= -1.0 && ne->sentiment <= 1.0)))
         return rp_errf(eb, RP_INTERNAL, "an event at %" PRId64 ".%" PRIu32 " cannot be put in a digest",
@@ -553,8 +616,8 @@ static rp_err splice_put(rp_store *s, MDB_txn *txn, rp_str cid, const rp_digest 
         }
     }
     size_t size = D_HDR + (size_t)n * D_ENT + (size_t)nstr * 4 + blob;
-    MDB_val k = rp_si_mval(cid.p, cid.n), v = {size, NULL};
-    int mrc = mdb_put(txn, s->dbi[RP_DB_DIGESTS], &k, &v, MDB_RESERVE);
+    MDB_val k = rp_si_mval(key.p, key.n), v = {size, NULL};
+    int mrc = mdb_put(txn, s->dbi[db], &k, &v, MDB_RESERVE);
     if (mrc) {
         free(map);
         return rp_si_mdb(eb, mrc, "writing a digest");
@@ -600,11 +663,10 @@ static rp_err splice_put(rp_store *s, MDB_txn *txn, rp_str cid, const rp_digest 
  * oldest ones — unless the age rule stepped over the new event; in both
  * cases the remaining events are the newest C exactly when the oldest
  * remaining one is entry C - 1, which one seek checks. */
-rp_err rp_si_digest_append(rp_store *s, MDB_txn *txn, rp_str cid, const rp_event *e, int64_t ts,
-                           uint32_t seq, uint32_t count_stored, rp_errbuf *eb) {
-    uint32_t cap = rp_si_digest_cap(s), count;
-    rp_err rc = rp_si_evcount_get(s, txn, cid, &count, eb);
-    if (rc != RP_OK) return rc;
+static rp_err body_append(rp_store *s, MDB_txn *txn, rp_str cid, const rp_event *e, int64_t ts,
+                          uint32_t seq, uint32_t count_stored, uint32_t count, rp_errbuf *eb) {
+    uint32_t cap = rp_si_digest_cap(s);
+    rp_err rc = RP_OK;
     MDB_val k = rp_si_mval(cid.p, cid.n), v;
     int mrc = mdb_get(txn, s->dbi[RP_DB_DIGESTS], &k, &v);
     if (mrc == MDB_NOTFOUND) return rp_si_digest_rebuild(s, txn, cid, eb);
@@ -658,9 +720,134 @@ rp_err rp_si_digest_append(rp_store *s, MDB_txn *txn, rp_str cid, const rp_event
         }
         n = count;
     }
-    rc = splice_put(s, txn, cid, &d, &ne, pos, n, cap, n == count, eb);
+    rc = splice_put(s, txn, RP_DB_DIGESTS, cid, &d, &ne, pos, n, cap, n == count, eb);
 done:
     rp_si_blob_free(&old);
+    if (rc == RP_OK && rebuild) rc = rp_si_digest_rebuild(s, txn, cid, eb);
+    return rc;
+}
+
+/* A heap copy of cid's value in db, parsed into *d; *found false when
+ * there is none. A value that does not parse is RP_INTERNAL (the caller
+ * rebuilds). */
+static rp_err load_part(rp_store *s, MDB_txn *txn, rp_db db, rp_str key, rp_si_blob *copy, rp_digest *d,
+                        bool *found, rp_errbuf *eb) {
+    copy->p = NULL;
+    copy->n = 0;
+    memset(d, 0, sizeof *d);
+    *found = false;
+    if (s->absent[db]) return RP_OK;
+    MDB_val k = rp_si_mval(key.p, key.n), v;
+    int mrc = mdb_get(txn, s->dbi[db], &k, &v);
+    if (mrc == MDB_NOTFOUND) return RP_OK;
+    if (mrc) return rp_si_mdb(eb, mrc, "reading a digest");
+    copy->p = malloc(v.mv_size ? v.mv_size : 1);
+    if (copy->p == NULL) return rp_errf(eb, RP_UNAVAILABLE, "out of memory updating a digest");
+    copy->n = v.mv_size;
+    memcpy(copy->p, v.mv_data, v.mv_size); /* the puts below may move the map's pages */
+    *found = true;
+    return rp_digest_parse(copy->p, copy->n, d, eb);
+}
+
+/* Entry i of one parsed value as a dent (strings point into the value). */
+static void part_load(dent *out, const rp_digest *d, uint32_t i) {
+    const unsigned char *e = d->entries + (size_t)i * D_ENT;
+    out->ts = (int64_t)ld64(e);
+    out->seq = ld32(e + 8);
+    out->channel = e[12];
+    out->outcome = e[13];
+    out->has_sentiment = (e[14] & D_FLAG_SENTIMENT) != 0;
+    out->sentiment = bits_f64(ld64(e + 16));
+    for (int k = 0; k < D_NFIELDS; k++) out->str[k] = dstr(d, ld16(e + 24 + 2 * k));
+}
+
+/* Fold head h into body b: the body becomes h's entries then b's, the
+ * oldest past the cap dropped, complete while nothing was dropped from a
+ * complete body; the head is deleted. Both are heap copies. */
+static rp_err fold(rp_store *s, MDB_txn *txn, rp_str cid, const rp_digest *h, const rp_digest *b,
+                   rp_errbuf *eb) {
+    uint32_t cap = rp_si_digest_cap(s), total = h->n + b->n, n = total < cap ? total : cap;
+    dent *ents = malloc(((size_t)n + 1) * sizeof *ents);
+    if (ents == NULL) return rp_errf(eb, RP_UNAVAILABLE, "out of memory folding a digest head");
+    for (uint32_t i = 0; i < n; i++) part_load(&ents[i], i < h->n ? h : b, i < h->n ? i : i - h->n);
+    rp_si_blob out;
+    rp_err rc = encode_blob(ents, n, cap, b->complete && total <= cap, &out, eb);
+    free(ents);
+    if (rc != RP_OK) return rc;
+    MDB_val k = rp_si_mval(cid.p, cid.n), v = rp_si_mval(out.p, out.n);
+    int mrc = mdb_put(txn, s->dbi[RP_DB_DIGESTS], &k, &v, 0);
+    rp_si_blob_free(&out);
+    if (mrc) return rp_si_mdb(eb, mrc, "writing a digest");
+    return head_del(s, txn, cid, eb);
+}
+
+/* The append's digest upkeep. The common case — an event newer than every
+ * entry, no trim — goes into the head: a value of at most D_HEAD_MAX
+ * entries that fits an LMDB leaf page, so the append writes that page and
+ * not the body's (about 6.7 KB at 200 entries: two overflow pages). A full
+ * head is folded into the body first, so the body is rewritten once per
+ * D_HEAD_MAX appends in time order. Anything else (an older event, a
+ * trim) folds the head and updates the body (body_append). */
+rp_err rp_si_digest_append(rp_store *s, MDB_txn *txn, rp_str cid, const rp_event *e, int64_t ts,
+                           uint32_t seq, uint32_t count_stored, rp_errbuf *eb) {
+    uint32_t cap = rp_si_digest_cap(s), count;
+    rp_err rc = rp_si_evcount_get(s, txn, cid, &count, eb);
+    if (rc != RP_OK) return rc;
+    /* The body is only glanced at in place here (header and newest
+     * entry, before any put): the head path never copies or rewrites it. */
+    MDB_val k = rp_si_mval(cid.p, cid.n), v;
+    int mrc = mdb_get(txn, s->dbi[RP_DB_DIGESTS], &k, &v);
+    if (mrc == MDB_NOTFOUND || count > count_stored) return rp_si_digest_rebuild(s, txn, cid, eb);
+    if (mrc) return rp_si_mdb(eb, mrc, "reading a digest");
+    const unsigned char *bv = v.mv_data;
+    if (v.mv_size < D_HDR || bv[0] != RP_DIGEST_VERSION || ld32(bv + 8) != cap ||
+        (ld32(bv + 4) > 0 && v.mv_size < D_HDR + D_ENT))
+        return rp_si_digest_rebuild(s, txn, cid, eb); /* unreadable or another cap */
+    int64_t bts = ld32(bv + 4) ? (int64_t)ld64(bv + D_HDR) : -1;
+    uint32_t bseq = ld32(bv + 4) ? ld32(bv + D_HDR + 8) : 0;
+    rp_si_blob hcopy = {NULL, 0}, bcopy = {NULL, 0};
+    rp_digest h, b;
+    bool hfound = false, bfound = false, rebuild = false;
+    rp_errbuf peb = {0};
+    char hk[D_HEAD_KEY_MAX];
+    rp_str hkey = {hk, head_key(hk, cid)};
+    rc = load_part(s, txn, RP_DB_EVCOUNT, hkey, &hcopy, &h, &hfound, &peb);
+    if (rc == RP_INTERNAL || (hfound && h.n == 0)) {
+        rebuild = true;
+        rc = RP_OK;
+        goto done;
+    }
+    if (rc != RP_OK) {
+        rc = rp_errf(eb, rc, "%s", peb.msg);
+        goto done;
+    }
+    bool newest = hfound ? newer(ts, seq, (int64_t)ld64(h.entries), ld32(h.entries + 8))
+                         : bts < 0 || newer(ts, seq, bts, bseq);
+    bool head_path = newest && count_stored == count && cap > D_HEAD_MAX;
+    if (!head_path || (hfound && h.n >= D_HEAD_MAX)) { /* the body changes: read it whole */
+        rc = load_part(s, txn, RP_DB_DIGESTS, cid, &bcopy, &b, &bfound, &peb);
+        if (rc == RP_INTERNAL || !bfound || b.cap != cap) {
+            rebuild = true;
+            rc = RP_OK;
+            goto done;
+        }
+        if (rc != RP_OK) {
+            rc = rp_errf(eb, rc, "%s", peb.msg);
+            goto done;
+        }
+        if (hfound) rc = fold(s, txn, cid, &h, &b, eb);
+        if (!head_path) {
+            if (rc == RP_OK) rc = body_append(s, txn, cid, e, ts, seq, count_stored, count, eb);
+            goto done;
+        }
+        memset(&h, 0, sizeof h); /* folded: the new event starts a new head */
+    }
+    dent ne;
+    dent_from_event(&ne, e, ts, seq);
+    if (rc == RP_OK) rc = splice_put(s, txn, RP_DB_EVCOUNT, hkey, &h, &ne, 0, h.n + 1, D_HEAD_MAX, false, eb);
+done:
+    rp_si_blob_free(&bcopy);
+    rp_si_blob_free(&hcopy);
     if (rc == RP_OK && rebuild) rc = rp_si_digest_rebuild(s, txn, cid, eb);
     return rc;
 }

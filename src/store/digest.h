@@ -59,6 +59,14 @@ typedef struct rp_digest {
     const unsigned char *strtab;  /* the string table (internal layout) */
     size_t strtab_len;
     uint32_t nstr;
+    /* A customer's newest entries are kept apart, in a small head value
+     * (same format, kept beside the event count), so that an append in time order
+     * rewrites only the head, not the whole digest (digest.c). From
+     * rp_store_digest, n counts the head's entries too (entry i < head_n is
+     * head entry i, the others follow) and may exceed cap by up to a head;
+     * from rp_digest_parse (one value) head_n is 0. */
+    const unsigned char *head_entries, *head_strtab;
+    uint32_t head_n, head_nstr;
 } rp_digest;
 
 /* Validate the bytes p[0..len) (any alignment; p may be NULL when len is
