@@ -658,84 +658,20 @@ static rp_err splice_put(rp_store *s, MDB_txn *txn, rp_db db, rp_str key, const 
     return RP_OK;
 }
 
-/* Insert the new event into the stored digest, drop what is beyond the
- * cap, then account for the trim: it removed count_stored - C events, the
- * oldest ones — unless the age rule stepped over the new event; in both
- * cases the remaining events are the newest C exactly when the oldest
- * remaining one is entry C - 1, which one seek checks. */
-static rp_err body_append(rp_store *s, MDB_txn *txn, rp_str cid, const rp_event *e, int64_t ts,
-                          uint32_t seq, uint32_t count_stored, uint32_t count, rp_errbuf *eb) {
-    uint32_t cap = rp_si_digest_cap(s);
-    rp_err rc = RP_OK;
-    MDB_val k = rp_si_mval(cid.p, cid.n), v;
-    int mrc = mdb_get(txn, s->dbi[RP_DB_DIGESTS], &k, &v);
-    if (mrc == MDB_NOTFOUND) return rp_si_digest_rebuild(s, txn, cid, eb);
-    if (mrc) return rp_si_mdb(eb, mrc, "reading a digest");
-    if (count > count_stored) return rp_si_digest_rebuild(s, txn, cid, eb); /* the count was repaired */
-    rp_si_blob old = {malloc(v.mv_size ? v.mv_size : 1), v.mv_size};
-    if (old.p == NULL) return rp_errf(eb, RP_UNAVAILABLE, "out of memory updating a digest");
-    memcpy(old.p, v.mv_data, v.mv_size); /* the put below may move the map's pages */
-    rp_digest d;
-    rp_errbuf peb = {0};
-    bool rebuild = rp_digest_parse(old.p, old.n, &d, &peb) != RP_OK || d.cap != cap;
-    if (rebuild) goto done;
-    /* Binary search: the first entry older than (ts, seq). */
-    uint32_t lo = 0, hi = d.n;
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        const unsigned char *me = d.entries + (size_t)mid * D_ENT;
-        if (newer((int64_t)ld64(me), ld32(me + 8), ts, seq)) lo = mid + 1;
-        else hi = mid;
-    }
-    uint32_t pos = lo;
-    if (pos < d.n) {
-        const unsigned char *pe = d.entries + (size_t)pos * D_ENT;
-        if ((int64_t)ld64(pe) == ts && ld32(pe + 8) == seq) { /* already there: not this digest */
-            rebuild = true;
-            goto done;
-        }
-    }
-    uint32_t trimmed = count_stored - count;
-    if (pos >= cap && trimmed == 0 && d.complete == (d.n == count)) goto done; /* nothing changes */
-    dent ne;
-    dent_from_event(&ne, e, ts, seq);
-    uint32_t n = pos < cap ? d.n + 1 : d.n; /* the entries after the insert, ... */
-    if (n > cap) n = cap;                   /* ... the oldest past the cap dropped */
-    if (trimmed > 0 && count <= n) {
-        bool found = false;
-        int64_t ots = 0, lts = 0;
-        uint32_t oseq = 0, lseq = 0;
-        rc = oldest_event(s, txn, cid, &found, &ots, &oseq, eb);
-        if (rc != RP_OK) goto done;
-        if (count > 0) { /* entry count - 1 after the insert */
-            uint32_t j = count - 1;
-            const unsigned char *le = j < pos ? d.entries + (size_t)j * D_ENT
-                                              : j == pos ? NULL : d.entries + (size_t)(j - 1) * D_ENT;
-            lts = le ? (int64_t)ld64(le) : ts;
-            lseq = le ? ld32(le + 8) : seq;
-        }
-        if (count == 0 || !found || lts != ots || lseq != oseq) {
-            rebuild = true;
-            goto done;
-        }
-        n = count;
-    }
-    rc = splice_put(s, txn, RP_DB_DIGESTS, cid, &d, &ne, pos, n, cap, n == count, eb);
-done:
-    rp_si_blob_free(&old);
-    if (rc == RP_OK && rebuild) rc = rp_si_digest_rebuild(s, txn, cid, eb);
-    return rc;
-}
+/* What a digest value read for an update is. */
+typedef enum part_state { PART_NONE = 0, PART_OK, PART_BAD } part_state;
 
-/* A heap copy of cid's value in db, parsed into *d; *found false when
- * there is none. A value that does not parse is RP_INTERNAL (the caller
- * rebuilds). */
+/* A heap copy of key's value in db (the puts of an update may move the
+ * map's pages), parsed into *d: *st is PART_NONE when there is none,
+ * PART_BAD when it does not parse (the caller rebuilds), PART_OK. Returns
+ * RP_OK, or RP_UNAVAILABLE / a mapped LMDB error (in eb). *copy is the
+ * caller's to free in every case. */
 static rp_err load_part(rp_store *s, MDB_txn *txn, rp_db db, rp_str key, rp_si_blob *copy, rp_digest *d,
-                        bool *found, rp_errbuf *eb) {
+                        part_state *st, rp_errbuf *eb) {
     copy->p = NULL;
     copy->n = 0;
     memset(d, 0, sizeof *d);
-    *found = false;
+    *st = PART_NONE;
     if (s->absent[db]) return RP_OK;
     MDB_val k = rp_si_mval(key.p, key.n), v;
     int mrc = mdb_get(txn, s->dbi[db], &k, &v);
@@ -744,9 +680,65 @@ static rp_err load_part(rp_store *s, MDB_txn *txn, rp_db db, rp_str key, rp_si_b
     copy->p = malloc(v.mv_size ? v.mv_size : 1);
     if (copy->p == NULL) return rp_errf(eb, RP_UNAVAILABLE, "out of memory updating a digest");
     copy->n = v.mv_size;
-    memcpy(copy->p, v.mv_data, v.mv_size); /* the puts below may move the map's pages */
-    *found = true;
-    return rp_digest_parse(copy->p, copy->n, d, eb);
+    memcpy(copy->p, v.mv_data, v.mv_size);
+    rp_errbuf peb = {0};
+    *st = rp_digest_parse(copy->p, copy->n, d, &peb) == RP_OK ? PART_OK : PART_BAD;
+    return RP_OK;
+}
+
+/* Insert the new event into body d (a parsed heap copy of the stored
+ * body, of the current cap, with no head), drop what is beyond the cap,
+ * then account for the trim: it removed count_stored - count events, the
+ * oldest ones — unless the age rule stepped over the new event; in both
+ * cases the remaining events are the newest count exactly when the oldest
+ * remaining one is entry count - 1, which one seek checks. *rebuild is set
+ * when the digest must be rebuilt from the history instead. */
+static rp_err body_append(rp_store *s, MDB_txn *txn, rp_str cid, const rp_digest *d, const rp_event *e,
+                          int64_t ts, uint32_t seq, uint32_t count_stored, uint32_t count, bool *rebuild,
+                          rp_errbuf *eb) {
+    uint32_t cap = rp_si_digest_cap(s);
+    /* Binary search: the first entry older than (ts, seq). */
+    uint32_t lo = 0, hi = d->n;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        const unsigned char *me = d->entries + (size_t)mid * D_ENT;
+        if (newer((int64_t)ld64(me), ld32(me + 8), ts, seq)) lo = mid + 1;
+        else hi = mid;
+    }
+    uint32_t pos = lo;
+    if (pos < d->n) {
+        const unsigned char *pe = d->entries + (size_t)pos * D_ENT;
+        if ((int64_t)ld64(pe) == ts && ld32(pe + 8) == seq) { /* already there: not this digest */
+            *rebuild = true;
+            return RP_OK;
+        }
+    }
+    uint32_t trimmed = count_stored - count;
+    if (pos >= cap && trimmed == 0 && d->complete == (d->n == count)) return RP_OK; /* nothing changes */
+    dent ne;
+    dent_from_event(&ne, e, ts, seq);
+    uint32_t n = pos < cap ? d->n + 1 : d->n; /* the entries after the insert, ... */
+    if (n > cap) n = cap;                     /* ... the oldest past the cap dropped */
+    if (trimmed > 0 && count <= n) {
+        bool found = false;
+        int64_t ots = 0, lts = 0;
+        uint32_t oseq = 0, lseq = 0;
+        rp_err rc = oldest_event(s, txn, cid, &found, &ots, &oseq, eb);
+        if (rc != RP_OK) return rc;
+        if (count > 0) { /* entry count - 1 after the insert */
+            uint32_t j = count - 1;
+            const unsigned char *le = j < pos ? d->entries + (size_t)j * D_ENT
+                                              : j == pos ? NULL : d->entries + (size_t)(j - 1) * D_ENT;
+            lts = le ? (int64_t)ld64(le) : ts;
+            lseq = le ? ld32(le + 8) : seq;
+        }
+        if (count == 0 || !found || lts != ots || lseq != oseq) {
+            *rebuild = true;
+            return RP_OK;
+        }
+        n = count;
+    }
+    return splice_put(s, txn, RP_DB_DIGESTS, cid, d, &ne, pos, n, cap, n == count, eb);
 }
 
 /* Entry i of one parsed value as a dent (strings point into the value). */
@@ -805,46 +797,44 @@ rp_err rp_si_digest_append(rp_store *s, MDB_txn *txn, rp_str cid, const rp_event
         return rp_si_digest_rebuild(s, txn, cid, eb); /* unreadable or another cap */
     int64_t bts = ld32(bv + 4) ? (int64_t)ld64(bv + D_HDR) : -1;
     uint32_t bseq = ld32(bv + 4) ? ld32(bv + D_HDR + 8) : 0;
-    rp_si_blob hcopy = {NULL, 0}, bcopy = {NULL, 0};
+    rp_si_blob hcopy, bcopy = {NULL, 0};
     rp_digest h, b;
-    bool hfound = false, bfound = false, rebuild = false;
-    rp_errbuf peb = {0};
+    part_state hs, bs;
+    bool rebuild = false;
     char hk[D_HEAD_KEY_MAX];
     rp_str hkey = {hk, head_key(hk, cid)};
-    rc = load_part(s, txn, RP_DB_EVCOUNT, hkey, &hcopy, &h, &hfound, &peb);
-    if (rc == RP_INTERNAL || (hfound && h.n == 0)) {
+    rc = load_part(s, txn, RP_DB_EVCOUNT, hkey, &hcopy, &h, &hs, eb);
+    if (rc != RP_OK) goto done;
+    if (hs == PART_BAD || (hs == PART_OK && h.n == 0)) {
         rebuild = true;
-        rc = RP_OK;
         goto done;
     }
-    if (rc != RP_OK) {
-        rc = rp_errf(eb, rc, "%s", peb.msg);
-        goto done;
-    }
+    bool hfound = hs == PART_OK;
     bool newest = hfound ? newer(ts, seq, (int64_t)ld64(h.entries), ld32(h.entries + 8))
                          : bts < 0 || newer(ts, seq, bts, bseq);
     bool head_path = newest && count_stored == count && cap > D_HEAD_MAX;
     if (!head_path || (hfound && h.n >= D_HEAD_MAX)) { /* the body changes: read it whole */
-        rc = load_part(s, txn, RP_DB_DIGESTS, cid, &bcopy, &b, &bfound, &peb);
-        if (rc == RP_INTERNAL || !bfound || b.cap != cap) {
-            rebuild = true;
-            rc = RP_OK;
-            goto done;
+        rc = load_part(s, txn, RP_DB_DIGESTS, cid, &bcopy, &b, &bs, eb);
+        if (rc == RP_OK && (bs != PART_OK || b.cap != cap)) rebuild = true;
+        if (rc != RP_OK || rebuild) goto done;
+        if (hfound) {
+            rc = fold(s, txn, cid, &h, &b, eb);
+            memset(&h, 0, sizeof h); /* folded: a new event starts a new head */
+            if (rc == RP_OK && !head_path) { /* the body the fold wrote */
+                rp_si_blob_free(&bcopy);
+                rc = load_part(s, txn, RP_DB_DIGESTS, cid, &bcopy, &b, &bs, eb);
+                if (rc == RP_OK && bs != PART_OK) rebuild = true;
+            }
+            if (rc != RP_OK || rebuild) goto done;
         }
-        if (rc != RP_OK) {
-            rc = rp_errf(eb, rc, "%s", peb.msg);
-            goto done;
-        }
-        if (hfound) rc = fold(s, txn, cid, &h, &b, eb);
         if (!head_path) {
-            if (rc == RP_OK) rc = body_append(s, txn, cid, e, ts, seq, count_stored, count, eb);
+            rc = body_append(s, txn, cid, &b, e, ts, seq, count_stored, count, &rebuild, eb);
             goto done;
         }
-        memset(&h, 0, sizeof h); /* folded: the new event starts a new head */
     }
     dent ne;
     dent_from_event(&ne, e, ts, seq);
-    if (rc == RP_OK) rc = splice_put(s, txn, RP_DB_EVCOUNT, hkey, &h, &ne, 0, h.n + 1, D_HEAD_MAX, false, eb);
+    rc = splice_put(s, txn, RP_DB_EVCOUNT, hkey, &h, &ne, 0, h.n + 1, D_HEAD_MAX, false, eb);
 done:
     rp_si_blob_free(&bcopy);
     rp_si_blob_free(&hcopy);
