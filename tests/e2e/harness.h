@@ -42,6 +42,7 @@
 #include <ftw.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,36 +156,46 @@ static inline int rp_h_init(rp_h *h, const char *extra_config) {
     return rp_h_write_config(h);
 }
 
-/* fork + exec rapportd --config conf [args...], stderr appended to the log.
- * args: NULL-terminated extra arguments, or NULL. */
-static inline int rp_h_spawn_args(rp_h *h, const char *const *args) {
-    int logfd = open(h->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+/* fork + exec argv (argv[0] a path, or a name looked up in PATH), stdin
+ * from /dev/null, stderr — and stdout too when out_to_log, else
+ * /dev/null — appended to log. The child dies with the test (a test that
+ * fails an assertion and exits takes its servers with it). Returns the
+ * child's pid, or -1. */
+static inline pid_t rp_h_fork_exec(const char *log, const char *const *argv, bool out_to_log) {
+    int logfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (logfd < 0) return -1;
-    char bin[512];
-    snprintf(bin, sizeof bin, "%s/rapportd", RP_BINARY_DIR);
-    const char *argv[32] = {bin, "--config", h->conf};
-    int n = 3;
-    for (int i = 0; args && args[i] && n < 31; i++) argv[n++] = args[i];
-    argv[n] = NULL;
     pid_t pid = fork();
     if (pid < 0) {
         close(logfd);
         return -1;
     }
     if (pid == 0) {
-        /* A test that dies (or fails an assertion and exits) takes its
-         * server with it. */
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         int devnull = open("/dev/null", O_RDWR);
         if (devnull >= 0) {
             dup2(devnull, 0);
-            dup2(devnull, 1);
+            if (!out_to_log) dup2(devnull, 1);
         }
+        if (out_to_log) dup2(logfd, 1);
         dup2(logfd, 2);
-        execv(bin, (char *const *)argv);
+        execvp(argv[0], (char *const *)argv);
         _exit(127);
     }
     close(logfd);
+    return pid;
+}
+
+/* fork + exec rapportd --config conf [args...], stderr appended to the log.
+ * args: NULL-terminated extra arguments, or NULL. */
+static inline int rp_h_spawn_args(rp_h *h, const char *const *args) {
+    char bin[512];
+    snprintf(bin, sizeof bin, "%s/rapportd", RP_BINARY_DIR);
+    const char *argv[32] = {bin, "--config", h->conf};
+    int n = 3;
+    for (int i = 0; args && args[i] && n < 31; i++) argv[n++] = args[i];
+    argv[n] = NULL;
+    pid_t pid = rp_h_fork_exec(h->log, argv, false);
+    if (pid < 0) return -1;
     h->pid = pid;
     return 0;
 }

@@ -80,23 +80,11 @@ static inline int rp_nats_spawn(rp_nats *ns, int i) {
     for (int k = 0, off = 0; k < ns->n; k++)
         off += snprintf(routes + off, sizeof routes - (size_t)off, "%snats://127.0.0.1:%d", k ? "," : "",
                         ns->cport[k]);
-    int logfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (logfd < 0) return -1;
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(logfd);
-        return -1;
-    }
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        dup2(logfd, 1);
-        dup2(logfd, 2);
-        execlp(RP_NATS_BIN, RP_NATS_BIN, "-a", "127.0.0.1", "-p", port, "-n", name, "-js", "-sd", sd,
-               "-m", mport, "--cluster", cluster, "--cluster_name", "rptest", "--routes", routes,
-               (char *)NULL);
-        _exit(127);
-    }
-    close(logfd);
+    const char *const argv[] = {RP_NATS_BIN, "-a", "127.0.0.1", "-p", port, "-n", name, "-js", "-sd", sd,
+                                "-m", mport, "--cluster", cluster, "--cluster_name", "rptest", "--routes",
+                                routes, NULL};
+    pid_t pid = rp_h_fork_exec(log, argv, true);
+    if (pid < 0) return -1;
     ns->pid[i] = pid;
     return 0;
 }
