@@ -730,13 +730,30 @@ static bool open_before(const rp_issue *a, const rp_issue *b, int64_t at) {
     return str_icmp(a->issue_id, b->issue_id) < 0;
 }
 
+/* Open issues with an overdue promise as of at (the card's and the
+ * route's broken_promises). */
+static uint32_t count_broken(const rp_issue *issues, uint32_t nissues, int64_t at) {
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < nissues; i++)
+        if (issue_broken(&issues[i], at)) k++;
+    return k;
+}
+
+/* The agent of the most recent contact naming one (agent affinity); empty
+ * when none does. Events newest first. */
+static rp_str last_agent(const rp_event *ev, uint32_t n, int64_t at) {
+    for (uint32_t i = 0; i < n; i++)
+        if (ev[i].ts <= at && is_contact(&ev[i]) && ev[i].agent.n) return ev[i].agent;
+    return (rp_str){NULL, 0};
+}
+
 static void build_open(const rp_issue *issues, uint32_t nissues, int64_t at, rp_card *card) {
-    card->nopen = card->open_total = card->broken_promises = 0;
+    card->nopen = card->open_total = 0;
+    card->broken_promises = count_broken(issues, nissues, at);
     for (uint32_t i = 0; i < nissues; i++) {
         const rp_issue *is = &issues[i];
         if (!issue_open(is, at)) continue;
         card->open_total++;
-        if (issue_broken(is, at)) card->broken_promises++;
         /* Insert in order; past the cap the last (least urgent) falls off. */
         uint32_t j = card->nopen < RP_CARD_MAX_OPEN ? card->nopen++ : RP_CARD_MAX_OPEN;
         while (j > 0 && open_before(is, card->open[j - 1], at)) {
@@ -751,6 +768,7 @@ static void build_open(const rp_issue *issues, uint32_t nissues, int64_t at, rp_
  * most frequent channel breaks ties by the most recently used. */
 static void build_attrs(const rp_event *ev, uint32_t n, int64_t at, rp_card_attrs *a) {
     memset(a, 0, sizeof *a);
+    a->last_agent = last_agent(ev, n, at);
     uint32_t ch_count[RP_CH__COUNT] = {0}, ch_first[RP_CH__COUNT];
     for (int c = 0; c < RP_CH__COUNT; c++) ch_first[c] = UINT32_MAX;
     uint32_t nsent = 0;
@@ -766,7 +784,6 @@ static void build_attrs(const rp_event *ev, uint32_t n, int64_t at, rp_card_attr
             a->has_days_since_last_contact = true;
             a->days_since_last_contact = age / DAY;
         }
-        if (a->last_agent.n == 0 && e->agent.n) a->last_agent = e->agent;
         if (age < 7 * DAY) a->contacts_7d++;
         if (age < 30 * DAY) {
             a->contacts_30d++;
@@ -1077,20 +1094,6 @@ static void card_reset(rp_card *card, int64_t at) {
     card->fetch_failed = false;
 }
 
-/* What a route answer reads besides the reasons: the broken promises and
- * the last agent (as build_open and build_attrs find them). */
-static void build_route_facts(const rp_event *ev, uint32_t n, const rp_issue *issues,
-                              uint32_t nissues, int64_t at, rp_card *card) {
-    for (uint32_t i = 0; i < nissues; i++)
-        if (issue_broken(&issues[i], at)) card->broken_promises++;
-    for (uint32_t i = 0; i < n; i++) {
-        const rp_event *e = &ev[i];
-        if (e->ts <= at && is_contact(e) && e->agent.n) {
-            card->attrs.last_agent = e->agent;
-            break;
-        }
-    }
-}
 
 void rp_card_build_ex(const rp_config *cfg, const rp_customer *who, const rp_event *events,
                       uint32_t nevents, const rp_issue *issues, uint32_t nissues, int64_t at,
@@ -1104,8 +1107,9 @@ void rp_card_build_ex(const rp_config *cfg, const rp_customer *who, const rp_eve
     out->found = true;
     out->who = who;
     build_reasons(cfg, events, n, issues, nissues, at, mode, fetch, out);
-    if (mode == RP_CARD_MODE_ROUTE) {
-        build_route_facts(events, n, issues, nissues, at, out);
+    if (mode == RP_CARD_MODE_ROUTE) { /* what rp_route_from_card reads besides the reasons */
+        out->broken_promises = count_broken(issues, nissues, at);
+        out->attrs.last_agent = last_agent(events, n, at);
         return;
     }
     build_recent(cfg, events, n, at, fetch, out);

@@ -91,6 +91,12 @@ static rp_err scratch_reserve(rp_context_scratch *sc, uint32_t need, rp_errbuf *
     return RP_OK;
 }
 
+/* A reader's failure on a customer just read in the same transaction:
+ * NOT_FOUND cannot happen there, so it is INTERNAL ("<who> vanished"). */
+static rp_err vanished(rp_err rc, const char *who, rp_errbuf *eb) {
+    return rc == RP_NOT_FOUND ? rp_errf(eb, RP_INTERNAL, "%s vanished", who) : rc;
+}
+
 /* A candidate of an ambiguous key: its profile and issue count. */
 static rp_err add_candidate(rp_store *s, MDB_txn *txn, rp_str id, rp_context_scratch *sc,
                             rp_errbuf *eb) {
@@ -103,7 +109,7 @@ static rp_err add_candidate(rp_store *s, MDB_txn *txn, rp_str id, rp_context_scr
     bool more = false;
     rc = rp_store_issues(s, txn, sc->who.id, RP_STORE_CANONICAL, RP_CONTEXT_MAX_ISSUES, sc->issues, &n,
                          &more, eb);
-    if (rc != RP_OK) return rc == RP_NOT_FOUND ? rp_errf(eb, RP_INTERNAL, "candidate vanished") : rc;
+    if (rc != RP_OK) return vanished(rc, "candidate", eb);
     rp_card_add_candidate(&sc->card, &sc->who, sc->issues, n, more);
     return RP_OK;
 }
@@ -150,7 +156,7 @@ static rp_err build_one(rp_store *s, MDB_txn *txn, const rp_config *cfg, int64_t
     bool more = false;
     rp_err rc = rp_store_issues(s, txn, sc->who.id, RP_STORE_CANONICAL, RP_CONTEXT_MAX_ISSUES,
                                 sc->issues, &nis, &more, eb);
-    if (rc != RP_OK) return rc == RP_NOT_FOUND ? rp_errf(eb, RP_INTERNAL, "customer vanished") : rc;
+    if (rc != RP_OK) return vanished(rc, "customer", eb);
     int64_t light = digest_events(s, txn, cfg, at, sc);
     if (light >= 0) {
         rp_card_fetch fetch = {fetch_full, sc};
@@ -166,7 +172,7 @@ static rp_err build_one(rp_store *s, MDB_txn *txn, const rp_config *cfg, int64_t
             rp_cursor next;
             rc = rp_store_history(s, txn, sc->who.id, RP_STORE_CANONICAL, NULL, want, sc->full,
                                   &sc->nfull, &more, &next, eb);
-            if (rc != RP_OK) return rc == RP_NOT_FOUND ? rp_errf(eb, RP_INTERNAL, "customer vanished") : rc;
+            if (rc != RP_OK) return vanished(rc, "customer", eb);
         }
         rp_card_build_ex(cfg, &sc->who, sc->events, (uint32_t)light, sc->issues, nis, at, mode, &fetch,
                          &sc->card);
@@ -181,7 +187,7 @@ static rp_err build_one(rp_store *s, MDB_txn *txn, const rp_config *cfg, int64_t
     rp_cursor next;
     rc = rp_store_history(s, txn, sc->who.id, RP_STORE_CANONICAL, &before, cfg->card_max_events,
                           sc->events, &nev, &more, &next, eb);
-    if (rc != RP_OK) return rc == RP_NOT_FOUND ? rp_errf(eb, RP_INTERNAL, "customer vanished") : rc;
+    if (rc != RP_OK) return vanished(rc, "customer", eb);
     rp_card_build_ex(cfg, &sc->who, sc->events, nev, sc->issues, nis, at, mode, NULL, &sc->card);
     return RP_OK;
 }
